@@ -1,0 +1,138 @@
+"""Training configuration: one frozen dataclass, validated on construction, and the presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from reinforce.envs import ENV_IDS
+
+#: The course's certification threshold on score = mean - std, per env.
+CERTIFICATION = {"CartPole-v1": 350.0, "Pixelcopter-PLE-v0": 5.0}
+
+
+class ConfigError(ValueError):
+    """A hyper-parameter or option that cannot be used; the message says which and why."""
+
+
+def _doc(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a REINFORCE training run (one seed, one learning rate)."""
+
+    env_id: str = _doc("gymnasium id of the environment", default="CartPole-v1")
+    hidden_sizes: tuple[int, ...] = _doc(
+        "hidden layer widths of the policy MLP (ReLU between layers, softmax at the end)",
+        default=(16,),
+    )
+    lr: float = _doc("Adam learning rate", default=1e-2)
+    gamma: float = _doc("discount factor, in [0, 1]", default=1.0)
+    n_training_episodes: int = _doc("episodes played during training", default=1000)
+    max_t: int = _doc("longest episode played during training and evaluation", default=1000)
+    batch_episodes: int = _doc(
+        "complete episodes per update (1 = the course's one-episode update)", default=1
+    )
+    normalize_returns: bool = _doc(
+        "normalize the reward-to-go by its mean and std over the batch", default=True
+    )
+    n_evaluation_episodes: int = _doc("episodes of the final evaluation", default=100)
+    chunk_updates: int = _doc(
+        "updates compiled into one JAX call between progress reports", default=50
+    )
+
+    def __post_init__(self) -> None:
+        if self.env_id not in ENV_IDS:
+            raise ConfigError(f"unknown env {self.env_id!r}; choose one of {', '.join(ENV_IDS)}")
+        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+            raise ConfigError(f"hidden sizes must be positive integers, got {self.hidden_sizes}")
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        if not (self.lr > 0) or self.lr == float("inf"):
+            raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
+        if not (0.0 <= self.gamma <= 1.0):
+            raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
+        for name in ("n_training_episodes", "max_t", "batch_episodes", "n_evaluation_episodes",
+                     "chunk_updates"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_episodes > self.n_training_episodes:
+            raise ConfigError(
+                f"batch_episodes ({self.batch_episodes}) exceeds n_training_episodes "
+                f"({self.n_training_episodes})"
+            )
+
+    @property
+    def n_updates(self) -> int:
+        """Number of policy updates: the training episodes in batches of `batch_episodes`."""
+        return self.n_training_episodes // self.batch_episodes
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        data = dict(data)
+        if "hidden_sizes" in data:
+            data["hidden_sizes"] = tuple(data["hidden_sizes"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def help_of(name: str) -> str:
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == name:
+            return f.metadata.get("help", "")
+    raise KeyError(name)
+
+
+# --- presets -------------------------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, TrainConfig]] = {
+    # The course's hyper-parameters (Deep RL course, Unit 4), one episode per update.
+    "notebook": {
+        "CartPole-v1": TrainConfig(
+            env_id="CartPole-v1", hidden_sizes=(16,), lr=1e-2, gamma=1.0,
+            n_training_episodes=1000, max_t=1000, batch_episodes=1,
+        ),
+        "Pixelcopter-PLE-v0": TrainConfig(
+            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=1e-4, gamma=0.99,
+            n_training_episodes=50000, max_t=10000, batch_episodes=1, chunk_updates=500,
+        ),
+    },
+    # Tuned: batches of episodes per update, fewer updates, reaches the top score fast.
+    "fast": {
+        "CartPole-v1": TrainConfig(
+            env_id="CartPole-v1", hidden_sizes=(16,), lr=1e-2, gamma=1.0,
+            n_training_episodes=1000, max_t=1000, batch_episodes=1,
+        ),
+        "Pixelcopter-PLE-v0": TrainConfig(
+            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=1e-4, gamma=0.99,
+            n_training_episodes=50000, max_t=10000, batch_episodes=1, chunk_updates=500,
+        ),
+    },
+}
+
+DEFAULT_PRESET = "fast"
+
+
+def preset(name: str, env_id: str) -> TrainConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    if env_id not in PRESETS[name]:
+        raise ConfigError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
+    return PRESETS[name][env_id]

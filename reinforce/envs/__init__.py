@@ -1,0 +1,49 @@
+"""The environment layer: functional JAX envs, their gymnasium views and registration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reinforce.envs.cartpole import CartPole, CartPoleParams, CartPoleState
+from reinforce.envs.core import Environment
+
+ENV_IDS = ("CartPole-v1", "Pixelcopter-PLE-v0")
+
+
+class UnknownEnvError(ValueError):
+    pass
+
+
+def make(env_id: str) -> tuple[Environment, Any]:
+    """Our functional env and its default params for a gymnasium id."""
+    if env_id == "CartPole-v1":
+        env: Environment = CartPole()
+    elif env_id == "Pixelcopter-PLE-v0":
+        from reinforce.envs.pixelcopter import Pixelcopter
+
+        env = Pixelcopter()
+    else:
+        raise UnknownEnvError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
+    return env, env.default_params()
+
+
+def register() -> None:
+    """Register ``Pixelcopter-PLE-v0`` (and our JAX CartPole as ``reinforce/CartPole-v1``)."""
+    import gymnasium
+
+    if "Pixelcopter-PLE-v0" not in gymnasium.registry:
+        gymnasium.register(
+            "Pixelcopter-PLE-v0", entry_point="reinforce.envs.gym_wrapper:make_pixelcopter"
+        )
+    if "reinforce/CartPole-v1" not in gymnasium.registry:
+        gymnasium.register(
+            "reinforce/CartPole-v1",
+            entry_point="reinforce.envs.gym_wrapper:make_cartpole",
+            max_episode_steps=None,
+        )
+
+
+__all__ = [
+    "ENV_IDS", "CartPole", "CartPoleParams", "CartPoleState", "Environment",
+    "UnknownEnvError", "make", "register",
+]

@@ -1,0 +1,97 @@
+"""Discounted reward-to-go and its normalization: the one definition both trainers use.
+
+Arrays are time-major, ``[T, B]``: column ``b`` holds one or more episodes played one after the
+other; ``done[t, b]`` is True on the last step of an episode (terminated or truncated) and
+cuts the return there. ``valid[t, b]`` marks steps that belong to an episode at all (padding
+after an episode's end is invalid and ignored by the normalization).
+
+The numpy loops at the bottom are the test oracle, not used by the trainers.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+#: The normalization's epsilon, the float32 machine epsilon (as the course uses).
+EPS = float(np.finfo(np.float32).eps)
+
+
+@jax.jit
+def discounted_returns(
+    rewards: jax.Array,
+    dones: jax.Array,
+    gamma: float | jax.Array,
+    bootstrap: jax.Array | None = None,
+) -> jax.Array:
+    """G[t] = r[t] + gamma * G[t+1] * (1 - done[t]), computed by a reverse ``lax.scan``.
+
+    ``bootstrap`` (shape ``[B]``, default 0) is G[T], the return just after the last row; it
+    lets a long rollout be processed in consecutive time chunks, last chunk first.
+    """
+    rewards = jnp.asarray(rewards)
+    gamma = jnp.asarray(gamma, rewards.dtype)
+    not_done = 1.0 - jnp.asarray(dones, rewards.dtype)
+    carry = jnp.zeros_like(rewards[0]) if bootstrap is None else bootstrap.astype(rewards.dtype)
+
+    def backward(next_return, inputs):
+        reward, cont = inputs
+        ret = reward + gamma * next_return * cont
+        return ret, ret
+
+    _, returns = jax.lax.scan(backward, carry, (rewards, not_done), reverse=True)
+    return returns
+
+
+@partial(jax.jit, static_argnames=("axis",))
+def normalize(returns: jax.Array, valid: jax.Array, axis=None) -> jax.Array:
+    """(G - mean) / (std + EPS) over the valid steps; invalid steps become 0.
+
+    ``std`` is the sample standard deviation (Bessel-corrected, as ``torch.Tensor.std``); with a
+    single valid step it is taken as 0. ``axis=None`` pools every valid step of the batch, which
+    is what one update of REINFORCE does.
+    """
+    valid = jnp.asarray(valid, returns.dtype)
+    count = valid.sum(axis=axis, keepdims=True)
+    mean = (returns * valid).sum(axis=axis, keepdims=True) / jnp.maximum(count, 1.0)
+    sq = (((returns - mean) ** 2) * valid).sum(axis=axis, keepdims=True)
+    std = jnp.sqrt(sq / jnp.maximum(count - 1.0, 1.0))
+    return (returns - mean) / (std + EPS) * valid
+
+
+def reward_to_go(
+    rewards: jax.Array, dones: jax.Array, valid: jax.Array, gamma: float, normalized: bool = True
+) -> jax.Array:
+    """The returns a REINFORCE update weighs its log-probabilities with."""
+    returns = discounted_returns(rewards, dones, gamma)
+    return normalize(returns, valid) if normalized else returns * jnp.asarray(valid, returns.dtype)
+
+
+# --- test oracles: plain loops, one episode at a time -----------------------------------------
+
+
+def discounted_returns_reference(rewards, dones, gamma) -> np.ndarray:
+    rewards = np.asarray(rewards, dtype=np.float64)
+    dones = np.asarray(dones, dtype=bool)
+    out = np.zeros_like(rewards)
+    for b in range(rewards.shape[1]):
+        running = 0.0
+        for t in reversed(range(rewards.shape[0])):
+            if dones[t, b]:
+                running = 0.0
+            running = rewards[t, b] + gamma * running
+            out[t, b] = running
+    return out
+
+
+def normalize_reference(returns, valid) -> np.ndarray:
+    returns = np.asarray(returns, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    values = returns[valid]
+    std = values.std(ddof=1) if values.size > 1 else 0.0
+    out = np.zeros_like(returns)
+    out[valid] = (values - values.mean()) / (std + EPS)
+    return out

@@ -1,0 +1,1 @@
+"""The JAX/Flax/Optax backend of reinforce."""

@@ -1,0 +1,69 @@
+"""The policy as a Flax module: an MLP from observation to action logits.
+
+Layers are initialised like ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in) for weights and
+biases), so both backends start from the same distribution of networks. Parameters are named
+``layers_0, layers_1, ...``, matching the torch module's ``layers.0, layers.1, ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _torch_uniform(fan_in: int):
+    bound = 1.0 / np.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class Linear(nn.Module):
+    """A dense layer with torch's default initialisation."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        fan_in = x.shape[-1]
+        kernel = self.param("kernel", _torch_uniform(fan_in), (fan_in, self.features))
+        bias = self.param("bias", _torch_uniform(fan_in), (self.features,))
+        return x @ kernel + bias
+
+
+class Policy(nn.Module):
+    """obs -> hidden_sizes[0] -> ... -> num_actions logits, ReLU in between."""
+
+    hidden_sizes: Sequence[int]
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs
+        for i, width in enumerate(self.hidden_sizes):
+            x = nn.relu(Linear(width, name=f"layers_{i}")(x))
+        return Linear(self.num_actions, name=f"layers_{len(self.hidden_sizes)}")(x)
+
+
+def make_policy(hidden_sizes: Sequence[int], num_actions: int) -> Policy:
+    return Policy(hidden_sizes=tuple(hidden_sizes), num_actions=num_actions)
+
+
+def init_params(policy: Policy, key: jax.Array, observation_size: int):
+    return policy.init(key, jnp.zeros((observation_size,), jnp.float32))
+
+
+def log_probs(policy: Policy, params, obs: jax.Array, actions: jax.Array) -> jax.Array:
+    """log pi(a|s) for every (obs, action) pair; obs ``[..., S]``, actions ``[...]``."""
+    logp = jax.nn.log_softmax(policy.apply(params, obs), axis=-1)
+    return jnp.take_along_axis(logp, actions[..., None].astype(jnp.int32), axis=-1)[..., 0]
+
+
+def probabilities(policy: Policy, params, obs: jax.Array) -> jax.Array:
+    return jax.nn.softmax(policy.apply(params, obs), axis=-1)

@@ -1,0 +1,268 @@
+"""REINFORCE in JAX: the whole training run as one pure, jittable function.
+
+``make_train(cfg)`` builds a :class:`Trainer`; ``trainer.train(key)`` (or the function
+``make_train(cfg)`` returns) runs init and every update in one compiled program, so
+``jax.jit(jax.vmap(train))`` trains many seeds (and learning rates: the learning rate is traced,
+not static) at once. The CLI instead calls :meth:`Trainer.run` on chunks of updates to report
+progress between compiled calls.
+
+One update has three phases, each a module-level function a test can call alone:
+
+* :func:`collect` plays ``B`` complete episodes with ``vmap`` over envs and ``lax.scan`` over
+  time. Time is cut into chunks of ``chunk_len`` steps; a ``while_loop`` over chunks stops as
+  soon as every episode has ended, so an update costs (longest episode in the batch, rounded
+  up to a chunk) x B steps, not the horizon ``max_t`` x B. Episodes that reach ``max_t`` are
+  cut there (as the course's ``max_t`` loop does); steps after an episode's end are padding,
+  masked out of everything.
+* :func:`compute_weights` turns rewards into the normalized reward-to-go with the shared
+  ``reinforce.returns`` scan, chunk by chunk from the last one.
+* :func:`policy_gradient` accumulates the gradient of
+  ``loss = -sum(log pi(a|s) * G) / B`` over the same chunks, then Adam updates the weights.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from reinforce import envs, returns
+from reinforce.config import TrainConfig
+from reinforce_jax.policy import Policy, init_params, log_probs, make_policy
+
+#: Steps per time chunk of a rollout (the granularity of early stopping).
+CHUNK_LEN = 64
+
+
+class Rollout(NamedTuple):
+    """Episodes in time chunks: arrays ``[n_chunks, chunk_len, B, ...]``."""
+
+    obs: jax.Array  # float32 [..., B, S], zero on padding
+    actions: jax.Array  # int32 [..., B]
+    rewards: jax.Array  # float32 [..., B], zero on padding
+    dones: jax.Array  # bool [..., B], True on the last step of each episode
+    valid: jax.Array  # bool [..., B], True on the steps of an episode
+
+    def flat(self) -> Rollout:
+        """The same data time-major ``[n_chunks * chunk_len, B, ...]``."""
+        return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), self)
+
+
+class TrainState(NamedTuple):
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    lr: jax.Array
+    update: jax.Array  # updates done so far
+
+
+class Metrics(NamedTuple):
+    """Per update; identical names in the torch backend."""
+
+    episodic_return: jax.Array  # mean undiscounted return of the batch's episodes
+    episode_length: jax.Array  # mean length of the batch's episodes
+    policy_loss: jax.Array
+    env_steps: jax.Array  # live steps (steps of episodes) in this update
+    padded_steps: jax.Array  # steps computed for envs whose episode had already ended
+
+
+def horizon_of(cfg: TrainConfig, env_params: Any) -> int:
+    """Longest episode: ``max_t``, or the env's own time limit if shorter."""
+    limit = getattr(env_params, "max_steps_in_episode", cfg.max_t)
+    return int(min(cfg.max_t, limit))
+
+
+def collect(
+    env: envs.Environment,
+    env_params: Any,
+    policy: Policy,
+    params: Any,
+    key: jax.Array,
+    n_episodes: int,
+    horizon: int,
+    chunk_len: int = CHUNK_LEN,
+) -> tuple[Rollout, jax.Array]:
+    """Play ``n_episodes`` episodes from fresh resets with actions sampled from the policy.
+
+    Returns the rollout and the number of chunks actually played (the rest is zeros).
+    """
+    chunk_len = min(chunk_len, horizon)
+    n_chunks = -(-horizon // chunk_len)
+    reset_key, key = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(reset_key, n_episodes), env_params
+    )
+    shape = (n_chunks, chunk_len, n_episodes)
+    buffer = Rollout(
+        obs=jnp.zeros((*shape, env.observation_size), jnp.float32),
+        actions=jnp.zeros(shape, jnp.int32),
+        rewards=jnp.zeros(shape, jnp.float32),
+        dones=jnp.zeros(shape, bool),
+        valid=jnp.zeros(shape, bool),
+    )
+    batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def one_step(carry, _):
+        obs, state, alive, t, key = carry
+        key, act_key, step_key = jax.random.split(key, 3)
+        action = jax.random.categorical(act_key, policy.apply(params, obs)).astype(jnp.int32)
+        next_obs, state, reward, terminated, truncated, _ = batched_step(
+            jax.random.split(step_key, n_episodes), state, action, env_params
+        )
+        done = alive & (terminated | truncated | (t + 1 >= horizon))
+        record = Rollout(
+            obs=jnp.where(alive[:, None], obs, 0.0),
+            actions=action,
+            rewards=jnp.where(alive, reward, 0.0).astype(jnp.float32),
+            dones=done,
+            valid=alive,
+        )
+        return (next_obs, state, alive & ~done, t + 1, key), record
+
+    def play_chunk(loop):
+        i, carry, buffer = loop
+        carry, chunk = jax.lax.scan(one_step, carry, None, length=chunk_len)
+        buffer = jax.tree.map(lambda b, c: b.at[i].set(c), buffer, chunk)
+        return i + 1, carry, buffer
+
+    def any_alive(loop):
+        i, carry, _ = loop
+        return (i < n_chunks) & carry[2].any()
+
+    alive = jnp.ones((n_episodes,), bool)
+    carry = (obs, state, alive, jnp.zeros((), jnp.int32), key)
+    n_played, _, buffer = jax.lax.while_loop(
+        any_alive, play_chunk, (jnp.zeros((), jnp.int32), carry, buffer)
+    )
+    return buffer, n_played
+
+
+def compute_weights(
+    rollout: Rollout, n_played: jax.Array, gamma: float, normalize: bool
+) -> jax.Array:
+    """Reward-to-go of every step (normalized if asked), ``[n_chunks, chunk_len, B]``."""
+
+    def backward(loop):
+        i, next_return, out = loop
+        chunk_returns = returns.discounted_returns(
+            rollout.rewards[i], rollout.dones[i], gamma, next_return
+        )
+        return i - 1, chunk_returns[0], out.at[i].set(chunk_returns)
+
+    _, _, G = jax.lax.while_loop(
+        lambda loop: loop[0] >= 0,
+        backward,
+        (n_played - 1, jnp.zeros_like(rollout.rewards[0, 0]), jnp.zeros_like(rollout.rewards)),
+    )
+    if normalize:
+        return returns.normalize(G, rollout.valid)
+    return G * rollout.valid
+
+
+def reinforce_loss(
+    policy: Policy, params: Any, obs, actions, weights, valid, n_episodes: int
+) -> jax.Array:
+    """-sum over valid steps of log pi(a|s) * G, divided by the number of episodes."""
+    logp = log_probs(policy, params, obs, actions)
+    return -jnp.sum(jnp.where(valid, logp * weights, 0.0)) / n_episodes
+
+
+def policy_gradient(
+    policy: Policy, params: Any, rollout: Rollout, weights: jax.Array, n_played: jax.Array
+) -> tuple[jax.Array, Any]:
+    """Loss and gradient, accumulated over the played chunks only."""
+    n_episodes = rollout.actions.shape[-1]
+    grad_fn = jax.value_and_grad(partial(reinforce_loss, policy), argnums=0)
+
+    def accumulate(loop):
+        i, loss, grads = loop
+        chunk_loss, chunk_grads = grad_fn(
+            params, rollout.obs[i], rollout.actions[i], weights[i], rollout.valid[i], n_episodes
+        )
+        return i + 1, loss + chunk_loss, jax.tree.map(jnp.add, grads, chunk_grads)
+
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    _, loss, grads = jax.lax.while_loop(
+        lambda loop: loop[0] < n_played, accumulate, (jnp.zeros((), jnp.int32), 0.0, zeros)
+    )
+    return loss, grads
+
+
+def episode_stats(rollout: Rollout) -> tuple[jax.Array, jax.Array]:
+    """Undiscounted return and length of each episode of a rollout, ``[B]`` each."""
+    axes = tuple(range(rollout.rewards.ndim - 1))
+    return rollout.rewards.sum(axis=axes), rollout.valid.sum(axis=axes)
+
+
+class Trainer:
+    """The pieces of a run for one config; every method is pure and jittable."""
+
+    def __init__(self, cfg: TrainConfig, chunk_len: int = CHUNK_LEN):
+        self.cfg = cfg
+        self.env, self.env_params = envs.make(cfg.env_id)
+        self.policy = make_policy(cfg.hidden_sizes, self.env.num_actions)
+        self.horizon = horizon_of(cfg, self.env_params)
+        # Equal chunks that cover the horizon with the least padding (500 -> 8 x 63).
+        n_chunks = -(-self.horizon // chunk_len)
+        self.chunk_len = -(-self.horizon // n_chunks)
+        self.optimizer = optax.scale_by_adam()  # Adam's moments; the lr is applied by hand
+
+    def init(self, key: jax.Array, lr: float | jax.Array | None = None) -> TrainState:
+        key, init_key = jax.random.split(key)
+        params = init_params(self.policy, init_key, self.env.observation_size)
+        lr = self.cfg.lr if lr is None else lr
+        return TrainState(
+            params=params,
+            opt_state=self.optimizer.init(params),
+            key=key,
+            lr=jnp.asarray(lr, jnp.float32),
+            update=jnp.zeros((), jnp.int32),
+        )
+
+    def collect(self, params, key, n_episodes: int) -> tuple[Rollout, jax.Array]:
+        return collect(self.env, self.env_params, self.policy, params, key, n_episodes,
+                       self.horizon, self.chunk_len)
+
+    def update(self, state: TrainState) -> tuple[TrainState, Metrics]:
+        """One REINFORCE update: collect -> returns -> update."""
+        key, rollout_key = jax.random.split(state.key)
+        rollout, n_played = self.collect(state.params, rollout_key, self.cfg.batch_episodes)
+        weights = compute_weights(rollout, n_played, self.cfg.gamma, self.cfg.normalize_returns)
+        loss, grads = policy_gradient(self.policy, state.params, rollout, weights, n_played)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        updates = jax.tree.map(lambda u: -state.lr * u, updates)
+        params = optax.apply_updates(state.params, updates)
+        ep_return, ep_length = episode_stats(rollout)
+        live = ep_length.sum()
+        metrics = Metrics(
+            episodic_return=ep_return.mean(),
+            episode_length=ep_length.mean(),
+            policy_loss=loss,
+            env_steps=live,
+            padded_steps=n_played * self.chunk_len * self.cfg.batch_episodes - live,
+        )
+        state = state._replace(
+            params=params, opt_state=opt_state, key=key, update=state.update + 1
+        )
+        return state, metrics
+
+    def run(self, state: TrainState, n_updates: int) -> tuple[TrainState, Metrics]:
+        """``n_updates`` updates in one ``lax.scan``; metrics stacked ``[n_updates]``."""
+        return jax.lax.scan(lambda s, _: self.update(s), state, None, length=n_updates)
+
+    def train(self, key: jax.Array, lr: float | jax.Array | None = None):
+        """The whole run: init, then every update."""
+        return self.run(self.init(key, lr), self.cfg.n_updates)
+
+    def evaluate(self, params, key: jax.Array, n_episodes: int) -> jax.Array:
+        """Undiscounted returns of ``n_episodes`` episodes of the stochastic policy."""
+        rollout, _ = self.collect(params, key, n_episodes)
+        return episode_stats(rollout)[0]
+
+
+def make_train(cfg: TrainConfig):
+    """``train(key, lr=cfg.lr) -> (TrainState, Metrics)``, pure: jit it, vmap it."""
+    return Trainer(cfg).train
