@@ -69,12 +69,6 @@ class Metrics(NamedTuple):
     padded_steps: jax.Array  # steps computed for envs whose episode had already ended
 
 
-def horizon_of(cfg: TrainConfig, env_params: Any) -> int:
-    """Longest episode: ``max_t``, or the env's own time limit if shorter."""
-    limit = getattr(env_params, "max_steps_in_episode", cfg.max_t)
-    return int(min(cfg.max_t, limit))
-
-
 def collect(
     env: envs.Environment,
     env_params: Any,
@@ -204,7 +198,7 @@ class Trainer:
         self.cfg = cfg
         self.env, self.env_params = envs.make(cfg.env_id)
         self.policy = make_policy(cfg.hidden_sizes, self.env.num_actions)
-        self.horizon = horizon_of(cfg, self.env_params)
+        self.horizon = envs.horizon(self.env_params, cfg.max_t)
         # Equal chunks that cover the horizon with the least padding (500 -> 8 x 63).
         n_chunks = -(-self.horizon // chunk_len)
         self.chunk_len = -(-self.horizon // n_chunks)
@@ -266,3 +260,77 @@ class Trainer:
 def make_train(cfg: TrainConfig):
     """``train(key, lr=cfg.lr) -> (TrainState, Metrics)``, pure: jit it, vmap it."""
     return Trainer(cfg).train
+
+
+# --- many runs at once ---------------------------------------------------------------------
+
+
+def shard_runs(tree: Any) -> Any:
+    """Spread the leading (runs) axis over all devices when there are several.
+
+    With one device this is the identity. With ``n`` devices the runs axis must be a multiple
+    of ``n`` (``train_many`` pads it); ``jit`` then runs each device's share of runs there.
+    """
+    devices = jax.devices()
+    if len(devices) == 1:
+        return tree
+    mesh = jax.sharding.Mesh(devices, ("runs",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
+    return jax.device_put(tree, sharding)
+
+
+class ManyResult(NamedTuple):
+    params: Any  # stacked over runs
+    metrics: Metrics  # numpy, [runs, updates]
+    wall: Any  # numpy [updates]: seconds since start when each update's chunk finished
+    eval_returns: Any  # numpy [runs, n_eval]
+
+
+def train_many(
+    cfg: TrainConfig,
+    seeds: list[int],
+    lrs: list[float],
+    on_progress=None,
+) -> ManyResult:
+    """Train ``len(seeds)`` runs (run i: seed ``seeds[i]``, lr ``lrs[i]``) in one program.
+
+    Updates run in compiled chunks of ``cfg.chunk_updates``; ``on_progress(updates_done,
+    mean_recent_return)`` is called between chunks. The runs axis is vmapped and, with several
+    devices, sharded over them. Then every run is evaluated on ``cfg.n_evaluation_episodes``.
+    """
+    import time
+
+    import numpy as np
+
+    start = time.perf_counter()
+    trainer = Trainer(cfg)
+    n_runs = len(seeds)
+    n_dev = len(jax.devices())
+    padded = -(-n_runs // n_dev) * n_dev  # pad the runs axis to a multiple of the devices
+    seeds_p = list(seeds) + [seeds[-1]] * (padded - n_runs)
+    lrs_p = list(lrs) + [lrs[-1]] * (padded - n_runs)
+    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds_p, jnp.uint32))
+    state = jax.jit(jax.vmap(trainer.init))(shard_runs(keys), shard_runs(jnp.asarray(lrs_p)))
+
+    run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
+    chunks: list[Metrics] = []
+    wall: list[float] = []
+    done = 0
+    while done < cfg.n_updates:
+        n = min(cfg.chunk_updates, cfg.n_updates - done)
+        state, metrics = run_chunk(state, n)
+        metrics = jax.tree.map(np.asarray, metrics)  # waits for the chunk
+        chunks.append(metrics)
+        done += n
+        wall += [time.perf_counter() - start] * n
+        if on_progress is not None:
+            on_progress(done, float(metrics.episodic_return[:n_runs, -max(1, n // 5):].mean()))
+    metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1)[:n_runs], *chunks)
+
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    evaluate = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0, None)), static_argnums=2)
+    eval_returns = np.asarray(
+        evaluate(state.params, shard_runs(eval_keys), cfg.n_evaluation_episodes)
+    )[:n_runs]
+    params = jax.tree.map(lambda x: np.asarray(x)[:n_runs], state.params)
+    return ManyResult(params, metrics, np.asarray(wall), eval_returns)

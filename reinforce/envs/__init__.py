@@ -27,6 +27,11 @@ def make(env_id: str) -> tuple[Environment, Any]:
     return env, env.default_params()
 
 
+def horizon(env_params: Any, max_t: int) -> int:
+    """Longest episode a trainer plays: ``max_t``, or the env's own time limit if shorter."""
+    return int(min(max_t, getattr(env_params, "max_steps_in_episode", max_t)))
+
+
 def register() -> None:
     """Register ``Pixelcopter-PLE-v0`` (and our JAX CartPole as ``reinforce/CartPole-v1``)."""
     import gymnasium
@@ -45,5 +50,5 @@ def register() -> None:
 
 __all__ = [
     "ENV_IDS", "CartPole", "CartPoleParams", "CartPoleState", "Environment",
-    "UnknownEnvError", "make", "register",
+    "UnknownEnvError", "horizon", "make", "register",
 ]

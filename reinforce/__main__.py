@@ -1,0 +1,5 @@
+import sys
+
+from reinforce.cli import main
+
+sys.exit(main())

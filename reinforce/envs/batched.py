@@ -1,0 +1,61 @@
+"""A batch of functional envs driven from the host: numpy in, numpy out.
+
+This is how code outside JAX (the torch trainer, any policy in `reinforce.evaluate`) uses the
+one definition of the dynamics: one compiled call per step for the whole batch.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import numpy as np
+
+from reinforce import envs
+
+
+@partial(jax.jit, static_argnums=(0, 2))
+def _reset(env, key, n, params):
+    key, reset_key = jax.random.split(key)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n), params)
+    return key, obs, state
+
+
+@partial(jax.jit, static_argnums=0)
+def _step(env, key, state, actions, params):
+    key, step_key = jax.random.split(key)
+    n = actions.shape[0]
+    obs, state, reward, terminated, truncated, _ = jax.vmap(
+        env.step, in_axes=(0, 0, 0, None)
+    )(jax.random.split(step_key, n), state, actions, params)
+    return key, obs, state, reward, terminated, truncated
+
+
+class BatchedEnv:
+    """``n`` copies of one env stepped together; the caller tracks which episodes are over."""
+
+    def __init__(self, env_id: str, n: int, seed: int):
+        self.env, self.params = envs.make(env_id)
+        self.n = int(n)
+        self.key = jax.random.key(seed)
+        self.state = None
+
+    @property
+    def observation_size(self) -> int:
+        return self.env.observation_size
+
+    @property
+    def num_actions(self) -> int:
+        return self.env.num_actions
+
+    def reset(self) -> np.ndarray:
+        self.key, obs, self.state = _reset(self.env, self.key, self.n, self.params)
+        return np.array(obs)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """obs ``[n, S]`` float32, reward ``[n]``, terminated ``[n]``, truncated ``[n]``."""
+        self.key, obs, self.state, reward, terminated, truncated = _step(
+            self.env, self.key, self.state, np.asarray(actions, np.int32), self.params
+        )
+        return (np.array(obs), np.asarray(reward, np.float32), np.asarray(terminated),
+                np.asarray(truncated))

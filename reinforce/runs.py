@@ -1,0 +1,191 @@
+"""Run folders: what a training run leaves on disk, and reading it back.
+
+A run folder holds::
+
+    config.json          policy architecture, env, backend, hyper-parameters, the runs trained
+    model.safetensors    weights of the best run (the only one for a single run), torch layout
+    weights/run-<i>.safetensors   every run's weights when several were trained at once
+    metrics.csv          one row per run and update
+    learning_curve.png   episodic return against episodes, one curve per run
+    eval.json            final evaluation, one entry per run, and the index of the best run
+
+``config.json`` + ``model.safetensors`` is also a valid policy folder for
+``reinforce_torch.policy.Policy.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reinforce.checkpoint import (
+    CheckpointError,
+    atomic_write_text,
+    check_architecture,
+    load_weights,
+    read_json,
+    save_weights,
+)
+from reinforce.config import ConfigError, TrainConfig
+
+METRIC_NAMES = ("episodic_return", "episode_length", "policy_loss", "env_steps", "padded_steps")
+BACKENDS = ("jax", "torch")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One (seed, learning rate) pair of a training invocation."""
+
+    seed: int
+    lr: float
+
+
+@dataclass
+class RunFolder:
+    path: Path
+    cfg: TrainConfig
+    backend: str
+    runs: list[RunSpec]
+    observation_size: int
+    num_actions: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def config_dict(self) -> dict[str, Any]:
+        return {
+            "observation_size": self.observation_size,
+            "num_actions": self.num_actions,
+            "hidden_sizes": list(self.cfg.hidden_sizes),
+            "env_id": self.cfg.env_id,
+            "backend": self.backend,
+            "runs": [{"seed": r.seed, "lr": r.lr} for r in self.runs],
+            "train": self.cfg.to_dict(),
+            **self.extra,
+        }
+
+    def write_config(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path / "config.json", json.dumps(self.config_dict(), indent=2))
+
+    def write_weights(self, states: list[dict[str, np.ndarray]], best: int) -> None:
+        meta = {"env_id": self.cfg.env_id, "backend": self.backend, "format": "torch"}
+        if len(states) > 1:
+            (self.path / "weights").mkdir(exist_ok=True)
+            for i, state in enumerate(states):
+                save_weights(self.path / "weights" / f"run-{i}.safetensors", state, meta)
+        save_weights(self.path / "model.safetensors", states[best], meta)
+
+    def write_metrics(self, metrics: list[dict[str, np.ndarray]], wall: list[np.ndarray]) -> None:
+        """``metrics[i][name]`` is the per-update series of run ``i``; ``wall[i]`` its times."""
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["run", "seed", "lr", "update", "episodes", *METRIC_NAMES, "wall_seconds"])
+        for i, (spec, series) in enumerate(zip(self.runs, metrics, strict=True)):
+            n = len(series["episodic_return"])
+            for u in range(n):
+                row = [i, spec.seed, spec.lr, u + 1, (u + 1) * self.cfg.batch_episodes]
+                row += [_fmt(series[name][u]) for name in METRIC_NAMES]
+                row.append(f"{float(wall[i][u]):.3f}")
+                writer.writerow(row)
+        atomic_write_text(self.path / "metrics.csv", buf.getvalue())
+
+    def write_eval(self, results: list[dict[str, float]], wall_seconds: float,
+                   n_episodes: int) -> int:
+        scores = [r["score"] for r in results]
+        best = int(np.argmax(scores))
+        data = {
+            "env_id": self.cfg.env_id,
+            "backend": self.backend,
+            "n_evaluation_episodes": n_episodes,
+            "wall_seconds": round(wall_seconds, 3),
+            "runs": [
+                {"seed": spec.seed, "lr": spec.lr, **res, "best": i == best}
+                for i, (spec, res) in enumerate(zip(self.runs, results, strict=True))
+            ],
+            "best": best,
+        }
+        atomic_write_text(self.path / "eval.json", json.dumps(data, indent=2))
+        return best
+
+    def plot(self, metrics: list[dict[str, np.ndarray]]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for spec, series in zip(self.runs, metrics, strict=True):
+            y = np.asarray(series["episodic_return"], np.float64)
+            x = np.arange(1, len(y) + 1) * self.cfg.batch_episodes
+            window = max(1, min(len(y) // 20, 100 // self.cfg.batch_episodes or 1))
+            smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+            label = f"seed {spec.seed}, lr {spec.lr:g}" if len(self.runs) <= 12 else None
+            ax.plot(x[window - 1:], smooth, lw=1, label=label)
+        ax.set_xlabel("training episodes")
+        ax.set_ylabel("episodic return (moving average)")
+        ax.set_title(f"REINFORCE on {self.cfg.env_id} ({self.backend})")
+        if len(self.runs) <= 12:
+            ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(self.path / "learning_curve.png", dpi=100)
+        plt.close(fig)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunFolder:
+        path = Path(path)
+        if not path.is_dir():
+            raise CheckpointError(f"no run folder at {path}")
+        config = read_json(path / "config.json")
+        try:
+            cfg = TrainConfig.from_dict(config["train"])
+            backend = config["backend"]
+            runs = [RunSpec(int(r["seed"]), float(r["lr"])) for r in config["runs"]]
+            obs_size, n_actions = int(config["observation_size"]), int(config["num_actions"])
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise CheckpointError(f"{path / 'config.json'} is not a run config: {exc}") from None
+        if backend not in BACKENDS:
+            raise CheckpointError(f"{path / 'config.json'}: unknown backend {backend!r}")
+        return cls(path, cfg, backend, runs, obs_size, n_actions)
+
+    def load_weights(self, run: int | None = None) -> dict[str, np.ndarray]:
+        """Weights of run ``run`` (default: the best / only one), checked against the config."""
+        if run is None or len(self.runs) == 1:
+            file = self.path / "model.safetensors"
+        else:
+            file = self.path / "weights" / f"run-{run}.safetensors"
+        state = load_weights(file)
+        check_architecture(state, self.observation_size, self.num_actions,
+                           self.cfg.hidden_sizes, source=file)
+        return state
+
+    def best_run(self) -> int:
+        eval_file = self.path / "eval.json"
+        if not eval_file.is_file():
+            return 0
+        return int(read_json(eval_file).get("best", 0))
+
+
+def new_run_path(root: Path, env_id: str, backend: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{env_id}-{backend}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _fmt(value: Any) -> str:
+    v = float(value)
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.6g}"
