@@ -216,6 +216,12 @@ class Trainer:
             update=jnp.zeros((), jnp.int32),
         )
 
+    def lr_factor(self, update: jax.Array) -> jax.Array:
+        """Multiplier of the learning rate at an update (1, or linear decay to 0)."""
+        if not self.cfg.lr_decay:
+            return jnp.ones((), jnp.float32)
+        return 1.0 - update.astype(jnp.float32) / self.cfg.n_updates
+
     def collect(self, params, key, n_episodes: int) -> tuple[Rollout, jax.Array]:
         return collect(self.env, self.env_params, self.policy, params, key, n_episodes,
                        self.horizon, self.chunk_len)
@@ -227,7 +233,8 @@ class Trainer:
         weights = compute_weights(rollout, n_played, self.cfg.gamma, self.cfg.normalize_returns)
         loss, grads = policy_gradient(self.policy, state.params, rollout, weights, n_played)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        updates = jax.tree.map(lambda u: -state.lr * u, updates)
+        lr = state.lr * self.lr_factor(state.update)
+        updates = jax.tree.map(lambda u: -lr * u, updates)
         params = optax.apply_updates(state.params, updates)
         ep_return, ep_length = episode_stats(rollout)
         live = ep_length.sum()

@@ -105,6 +105,10 @@ class Trainer:
         self.horizon = envs.horizon(self.env.params, cfg.max_t)
         self.policy = Policy(self.env.observation_size, self.env.num_actions, cfg.hidden_sizes)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
+        n_updates = cfg.n_updates
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, (lambda u: 1.0 - u / n_updates) if cfg.lr_decay else (lambda u: 1.0)
+        )
         self.updates_done = 0
 
     def update(self) -> dict[str, float]:
@@ -118,6 +122,7 @@ class Trainer:
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
+        self.scheduler.step()
         self.updates_done += 1
         lengths = rollout.valid.sum(axis=0)
         live = int(lengths.sum())

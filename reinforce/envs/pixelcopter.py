@@ -160,7 +160,7 @@ def _overlap(ax, ay, aw, ah, bx, by, bw, bh) -> jax.Array:
 
 
 def player_rect(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
-    """Player collision rect ``int[4]`` = (x, y, w, h)."""
+    """Player collision rect ``int[4]`` = (x, y, w, h) of one (unbatched) state; vmap for more."""
     s = params.player_rect_size
     py = round_half_away(state.player_y) - s // 2
     px = jnp.full_like(py, params.player_x - s // 2)
