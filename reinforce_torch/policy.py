@@ -27,7 +27,8 @@ class Policy(nn.Module):
         self.num_actions = int(num_actions)
         self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
         widths = (self.observation_size, *self.hidden_sizes, self.num_actions)
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        pairs = zip(widths[:-1], widths[1:], strict=True)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs
@@ -45,7 +46,7 @@ class Policy(nn.Module):
     @torch.no_grad()
     def act(self, obs, generator: torch.Generator | None = None) -> int:
         """Sample one action for one observation (a numpy array or a tensor)."""
-        probs = self.probabilities(torch.as_tensor(obs, dtype=torch.float32))
+        probs = self.probabilities(torch.tensor(obs, dtype=torch.float32))
         return int(torch.multinomial(probs, 1, generator=generator).item())
 
     # --- persistence ---------------------------------------------------------------------

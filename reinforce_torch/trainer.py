@@ -81,7 +81,7 @@ def compute_weights(rollout: Rollout, gamma: float, normalize: bool) -> np.ndarr
         _pad_time(rollout.rewards, padded), _pad_time(rollout.dones, padded),
         _pad_time(rollout.valid, padded), gamma, normalize,
     )
-    return np.asarray(G)[:length]
+    return np.array(G[:length])
 
 
 def reinforce_loss(
@@ -171,7 +171,8 @@ def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress
             if on_progress is not None:
                 recent = chunk[-max(1, n // 5):]
                 on_progress(done, sum(m["episodic_return"] for m in recent) / len(recent))
-        states.append({k: v.detach().numpy().copy() for k, v in trainer.policy.state_dict().items()})
+        weights = trainer.policy.state_dict()
+        states.append({k: v.detach().numpy().copy() for k, v in weights.items()})
         metrics.append({k: np.asarray([m[k] for m in series]) for k in series[0]})
         wall.append(np.asarray(times))
         evals.append(trainer.evaluate(cfg.n_evaluation_episodes, seed + 10_000))

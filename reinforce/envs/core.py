@@ -41,6 +41,14 @@ class Environment(Generic[TState, TParams]):
     #: Number of discrete actions.
     num_actions: int = 0
 
+    # Envs hold no state: two instances of one class are the same env. Equality by type lets
+    # jit caches keyed on an env (static arguments) be shared by every instance.
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
     def default_params(self) -> TParams:
         raise NotImplementedError
 

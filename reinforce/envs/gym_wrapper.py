@@ -12,7 +12,7 @@ import numpy as np
 from reinforce.envs.core import Environment
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(env: Environment) -> tuple[Any, Any, Any]:
     """jitted (reset, step, render) of an env, compiled once per env object."""
     return jax.jit(env.reset), jax.jit(env.step), jax.jit(env.render)
