@@ -92,7 +92,8 @@ def _synthetic_batch(case: Case, seed: int) -> jt.Rollout:
     valid = np.arange(T)[:, None] < lengths[None, :]
     dones = np.arange(T)[:, None] == (lengths - 1)[None, :]
     scale = np.array([1.0, 0.5, 2.0, 0.3, 1.5, 0.8, 3.0], np.float32)
-    obs = (rng.normal(size=(T, case.B, case.obs_size)) * scale).astype(np.float32) * valid[..., None]
+    obs = (rng.normal(size=(T, case.B, case.obs_size)) * scale * valid[..., None]).astype(
+        np.float32)
     actions = (rng.random((T, case.B)) < 0.4).astype(np.int32) * valid
     rewards = (rng.random((T, case.B)) < 0.15).astype(np.float32)  # a pipe passed now and then
     rewards = np.where(dones, -5.0, rewards) * valid  # and a crash at the end

@@ -108,7 +108,8 @@ def test_fixed_batch_updates_lower_the_loss():
     state, metrics = jax.jit(lambda s: trainer.run(s, 20))(state)
     loss = np.asarray(metrics.policy_loss)
     assert np.all(np.isfinite(loss))
-    assert loss[-1] < loss[0] - 0.5 * abs(loss[0]) - 1.0, f"loss went {loss[0]:.3f} -> {loss[-1]:.3f}"
+    assert loss[-1] < loss[0] - 0.5 * abs(loss[0]) - 1.0, (
+        f"loss went {loss[0]:.3f} -> {loss[-1]:.3f}")
     assert np.sum(np.diff(loss) < 0) >= 15, f"loss not decreasing: {np.round(loss, 3)}"
 
 
@@ -124,9 +125,9 @@ def test_learns_cartpole_notebook_preset():
     results = [summarize(r) for r in returns]
     scores = [round(r.score, 1) for r in results]
     threshold = CERTIFICATION["CartPole-v1"]
+    late = np.asarray(metrics.episodic_return, np.float64)[:, -50:].mean(axis=1)
     message = (f"scores (mean - std over 100 episodes) of seeds 0-3: {scores}; "
-               f"last-50-update mean returns: "
-               f"{np.asarray(metrics.episodic_return, np.float64)[:, -50:].mean(axis=1).round(1).tolist()}")
+               f"mean returns of their last 50 updates: {late.round(1).tolist()}")
     print(message)
     assert sum(s >= threshold for s in scores) >= 2, message
     assert max(r.mean_reward for r in results) >= 450, message

@@ -1,4 +1,4 @@
-"""The torch trainer: rollout layout, metrics, a fixed-batch learning probe, and learning CartPole."""
+"""The torch trainer: rollout layout, metrics, a fixed-batch learning probe, learning CartPole."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ def test_fixed_batch_updates_lower_the_loss(monkeypatch):
     trainer = tt.Trainer(_config(4), seed=0)
     loss = np.array([m["policy_loss"] for m in trainer.run(20)])
     assert np.all(np.isfinite(loss))
-    assert loss[-1] < loss[0] - 0.5 * abs(loss[0]) - 1.0, f"loss went {loss[0]:.3f} -> {loss[-1]:.3f}"
+    assert loss[-1] < loss[0] - 0.5 * abs(loss[0]) - 1.0, (
+        f"loss went {loss[0]:.3f} -> {loss[-1]:.3f}")
     assert np.sum(np.diff(loss) < 0) >= 15, f"loss not decreasing: {np.round(loss, 3)}"
 
 
