@@ -233,7 +233,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         evaluate = jax.jit(trainer.evaluate, static_argnums=2)
         returns = evaluate(from_torch_state(state), jax.random.key(args.seed), args.episodes)
     else:
-        import numpy as np
         import torch
 
         from reinforce.evaluate import play_episodes
@@ -242,12 +241,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         torch.set_num_threads(1)
         policy = Policy(folder.observation_size, folder.num_actions, cfg.hidden_sizes)
         policy.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
-
-        def probabilities(obs: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return policy.probabilities(torch.from_numpy(obs)).numpy()
-
-        returns = play_episodes(cfg.env_id, probabilities, args.episodes, cfg.max_t, args.seed)
+        returns = play_episodes(cfg.env_id, policy.numpy_probabilities, args.episodes,
+                                cfg.max_t, args.seed)
 
     from reinforce.evaluate import certification_line, summarize
 

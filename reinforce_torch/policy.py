@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,6 +43,11 @@ class Policy(nn.Module):
     def log_probs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(self.forward(obs), dim=-1)
         return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def numpy_probabilities(self, obs: np.ndarray) -> np.ndarray:
+        """Action probabilities ``[n, A]`` for observations ``[n, S]``, numpy in and out."""
+        return self.probabilities(torch.from_numpy(obs)).numpy()
 
     @torch.no_grad()
     def act(self, obs, generator: torch.Generator | None = None) -> int:

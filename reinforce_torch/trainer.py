@@ -140,11 +140,8 @@ class Trainer:
     def evaluate(self, n_episodes: int, seed: int) -> np.ndarray:
         from reinforce.evaluate import play_episodes
 
-        def probabilities(obs: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return self.policy.probabilities(torch.from_numpy(obs)).numpy()
-
-        return play_episodes(self.cfg.env_id, probabilities, n_episodes, self.cfg.max_t, seed)
+        return play_episodes(self.cfg.env_id, self.policy.numpy_probabilities, n_episodes,
+                             self.cfg.max_t, seed)
 
 
 def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress=None):
