@@ -148,6 +148,10 @@ def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     backend = _check_backend(args.backend)
+    if backend == "jax":
+        from reinforce_jax.trainer import use_host_cores
+
+        use_host_cores()  # before JAX's first array: every core trains its share of the runs
     cfg, lrs = config_from_args(args)
     specs = [RunSpec(args.seed + i, lr) for lr in lrs for i in range(args.seeds)]
     out = _prepare_out(args.out, cfg, backend)

@@ -69,6 +69,16 @@ class Metrics(NamedTuple):
     padded_steps: jax.Array  # steps computed for envs whose episode had already ended
 
 
+def sample_actions(logits: jax.Array, uniform: jax.Array) -> jax.Array:
+    """Sample ``a ~ softmax(logits)`` by inverting the CDF at ``uniform`` (in [0, 1)).
+
+    The same distribution as ``jax.random.categorical``; it needs one uniform per state instead
+    of one Gumbel per action, so a whole chunk's draws can be made in one vectorized call.
+    """
+    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+    return jnp.sum(cdf[..., :-1] <= uniform[..., None], axis=-1).astype(jnp.int32)
+
+
 def collect(
     env: envs.Environment,
     env_params: Any,
@@ -99,12 +109,12 @@ def collect(
     )
     batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
 
-    def one_step(carry, _):
-        obs, state, alive, t, key = carry
-        key, act_key, step_key = jax.random.split(key, 3)
-        action = jax.random.categorical(act_key, policy.apply(params, obs)).astype(jnp.int32)
+    def one_step(carry, draws):
+        obs, state, alive, t = carry
+        uniform, step_keys = draws
+        action = sample_actions(policy.apply(params, obs), uniform)
         next_obs, state, reward, terminated, truncated, _ = batched_step(
-            jax.random.split(step_key, n_episodes), state, action, env_params
+            step_keys, state, action, env_params
         )
         done = alive & (terminated | truncated | (t + 1 >= horizon))
         record = Rollout(
@@ -114,11 +124,18 @@ def collect(
             dones=done,
             valid=alive,
         )
-        return (next_obs, state, alive & ~done, t + 1, key), record
+        return (next_obs, state, alive & ~done, t + 1), record
 
     def play_chunk(loop):
         i, carry, buffer = loop
-        carry, chunk = jax.lax.scan(one_step, carry, None, length=chunk_len)
+        # The chunk's random numbers in two vectorized draws, not two key splits per step.
+        chunk_key = jax.random.fold_in(key, i)
+        action_key, env_key = jax.random.split(chunk_key)
+        draws = (
+            jax.random.uniform(action_key, (chunk_len, n_episodes)),
+            jax.random.split(env_key, (chunk_len, n_episodes)),
+        )
+        carry, chunk = jax.lax.scan(one_step, carry, draws)
         buffer = jax.tree.map(lambda b, c: b.at[i].set(c), buffer, chunk)
         return i + 1, carry, buffer
 
@@ -127,7 +144,7 @@ def collect(
         return (i < n_chunks) & carry[2].any()
 
     alive = jnp.ones((n_episodes,), bool)
-    carry = (obs, state, alive, jnp.zeros((), jnp.int32), key)
+    carry = (obs, state, alive, jnp.zeros((), jnp.int32))
     n_played, _, buffer = jax.lax.while_loop(
         any_alive, play_chunk, (jnp.zeros((), jnp.int32), carry, buffer)
     )
@@ -272,13 +289,36 @@ def make_train(cfg: TrainConfig):
 # --- many runs at once ---------------------------------------------------------------------
 
 
-def shard_runs(tree: Any) -> Any:
-    """Spread the leading (runs) axis over all devices when there are several.
+def use_host_cores(n: int | None = None) -> None:
+    """Expose the CPU's cores to XLA as ``n`` host devices (default: all of them).
+
+    XLA runs one small-op program on one core; as ``n`` devices, the runs of ``train_many``
+    are spread over the cores. Must be called before JAX creates its CPU backend (before the
+    first array op); an ``XLA_FLAGS`` that already sets the count is left alone. It changes
+    nothing on a GPU/TPU, where the accelerators are the devices.
+    """
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return
+    n = n or os.cpu_count() or 1
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+def run_devices(n_runs: int) -> list:
+    """The devices ``n_runs`` runs are spread over: all of them, but no more than runs."""
+    devices = jax.devices()
+    return devices[: max(1, min(len(devices), n_runs))]
+
+
+def shard_runs(tree: Any, devices: list | None = None) -> Any:
+    """Spread the leading (runs) axis over ``devices`` (default all) when there are several.
 
     With one device this is the identity. With ``n`` devices the runs axis must be a multiple
     of ``n`` (``train_many`` pads it); ``jit`` then runs each device's share of runs there.
     """
-    devices = jax.devices()
+    devices = jax.devices() if devices is None else devices
     if len(devices) == 1:
         return tree
     mesh = jax.sharding.Mesh(devices, ("runs",))
@@ -312,12 +352,15 @@ def train_many(
     start = time.perf_counter()
     trainer = Trainer(cfg)
     n_runs = len(seeds)
-    n_dev = len(jax.devices())
+    devices = run_devices(n_runs)
+    n_dev = len(devices)
     padded = -(-n_runs // n_dev) * n_dev  # pad the runs axis to a multiple of the devices
     seeds_p = list(seeds) + [seeds[-1]] * (padded - n_runs)
     lrs_p = list(lrs) + [lrs[-1]] * (padded - n_runs)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds_p, jnp.uint32))
-    state = jax.jit(jax.vmap(trainer.init))(shard_runs(keys), shard_runs(jnp.asarray(lrs_p)))
+    state = jax.jit(jax.vmap(trainer.init))(
+        shard_runs(keys, devices), shard_runs(jnp.asarray(lrs_p), devices)
+    )
 
     run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
     chunks: list[Metrics] = []
@@ -337,7 +380,7 @@ def train_many(
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
     evaluate = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0, None)), static_argnums=2)
     eval_returns = np.asarray(
-        evaluate(state.params, shard_runs(eval_keys), cfg.n_evaluation_episodes)
+        evaluate(state.params, shard_runs(eval_keys, devices), cfg.n_evaluation_episodes)
     )[:n_runs]
     params = jax.tree.map(lambda x: np.asarray(x)[:n_runs], state.params)
     return ManyResult(params, metrics, np.asarray(wall), eval_returns)

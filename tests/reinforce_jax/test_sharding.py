@@ -1,0 +1,57 @@
+"""The runs axis sharded over 4 forced host devices gives the results of one device."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+SCRIPT = r"""
+import json, sys
+import jax, numpy as np
+from reinforce.config import preset
+from reinforce_jax.trainer import train_many
+cfg = preset("fast", "CartPole-v1").replace(n_training_episodes=48, batch_episodes=4,
+                                            chunk_updates=4, n_evaluation_episodes=8)
+seeds = [0, 1, 2, 3, 4, 5]  # 6 runs: padded to 8 on 4 devices
+lrs = [0.05, 0.02, 0.05, 0.02, 0.05, 0.02]
+r = train_many(cfg, seeds, lrs)
+print(json.dumps({
+    "devices": len(jax.devices()),
+    "metrics": {k: np.asarray(v).tolist() for k, v in r.metrics._asdict().items()},
+    "params": [np.asarray(x).tolist() for x in jax.tree.leaves(r.params)],
+    "eval": np.asarray(r.eval_returns).tolist(),
+}))
+"""
+
+
+def _run(n_devices: int) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n_devices}",
+               JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def one_and_four():
+    return _run(1), _run(4)
+
+
+def test_four_devices_are_used(one_and_four):
+    one, four = one_and_four
+    assert (one["devices"], four["devices"]) == (1, 4)
+
+
+def test_same_metrics_params_and_evaluation(one_and_four):
+    one, four = one_and_four
+    for name, values in one["metrics"].items():
+        np.testing.assert_allclose(four["metrics"][name], values, rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+    for a, b in zip(one["params"], four["params"], strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(four["eval"], one["eval"], rtol=1e-6)
