@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -44,6 +52,32 @@ def save_weights(path: Path, state: dict[str, np.ndarray], metadata: dict[str, s
 
     arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
     atomic_write_bytes(Path(path), save(arrays, metadata=metadata))
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None
+                ) -> None:
+    """Named arrays of any dtype (and string metadata) to one safetensors file, atomically."""
+    from safetensors.numpy import save
+
+    arrays = {k: np.asarray(v, order="C") for k, v in arrays.items()}  # keeps 0-d arrays 0-d
+    atomic_write_bytes(Path(path), save(arrays, metadata=metadata))
+
+
+def load_arrays(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The arrays and the metadata of a safetensors file; a clear error if it is damaged."""
+    from safetensors.numpy import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"missing file {path}")
+    data = path.read_bytes()
+    try:
+        arrays = load(data)
+        header_size = int.from_bytes(data[:8], "little")
+        metadata = json.loads(data[8:8 + header_size]).get("__metadata__") or {}
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"corrupt safetensors file {path}: {exc}") from None
+    return arrays, metadata
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:
@@ -66,6 +100,79 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"corrupt JSON file {path}: {exc}") from None
+
+
+# --- training checkpoints ------------------------------------------------------------------
+
+#: A run folder's training checkpoint: ``checkpoint/state.safetensors`` holds every array of
+#: the training state (weights, optimizer moments and counts, RNG states, metrics so far) and,
+#: in its metadata, the progress record; ``checkpoint/progress.json`` is the same record for
+#: people and scripts. Each file is replaced atomically; the state file alone is enough.
+CHECKPOINT_DIR = "checkpoint"
+STATE_NAME = "state.safetensors"
+PROGRESS_NAME = "progress.json"
+CHECKPOINT_FORMAT = "reinforce-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class TrainingCheckpoint:
+    arrays: dict[str, np.ndarray]
+    progress: dict[str, Any]
+
+
+def save_checkpoint(directory: Path, arrays: dict[str, np.ndarray], progress: dict[str, Any]
+                    ) -> None:
+    directory = Path(directory)
+    directory.mkdir(exist_ok=True)
+    record = json.dumps(progress)
+    save_arrays(directory / STATE_NAME, arrays,
+                {"format": CHECKPOINT_FORMAT, "progress": record})
+    atomic_write_text(directory / PROGRESS_NAME, json.dumps(progress, indent=2))
+    for stale in directory.glob(".*.tmp"):  # left by a process killed while writing
+        stale.unlink(missing_ok=True)
+
+
+def update_progress(directory: Path, **fields: Any) -> None:
+    """Change fields of ``progress.json`` only (a status, an error); the state stays as it is."""
+    path = Path(directory) / PROGRESS_NAME
+    progress = read_json(path) if path.is_file() else {}
+    atomic_write_text(path, json.dumps({**progress, **fields}, indent=2))
+
+
+def load_checkpoint(directory: Path) -> TrainingCheckpoint:
+    directory = Path(directory)
+    state_file = directory / STATE_NAME
+    if not state_file.is_file():
+        raise CheckpointError(f"{directory.parent} has no checkpoint to resume "
+                              f"({state_file} is missing)")
+    if not isinstance(read_json(directory / PROGRESS_NAME), dict):
+        raise CheckpointError(f"corrupt progress file {directory / PROGRESS_NAME}")
+    arrays, metadata = load_arrays(state_file)
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{state_file} is not a reinforce training checkpoint "
+                              f"(format {metadata.get('format')!r})")
+    try:
+        progress = json.loads(metadata["progress"])
+        if not isinstance(progress, dict):
+            raise TypeError("not an object")
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{state_file} holds no valid progress record: {exc}") from None
+    return TrainingCheckpoint(arrays, progress)
+
+
+def take(arrays: dict[str, np.ndarray], name: str, source: Path | str, shape: tuple | None = None,
+         dtype: Any = None) -> np.ndarray:
+    """``arrays[name]``, checked for presence, shape and dtype (a clear error otherwise)."""
+    if name not in arrays:
+        raise CheckpointError(f"{source} has no array {name!r}")
+    value = arrays[name]
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        raise CheckpointError(f"{source}: {name!r} has shape {tuple(value.shape)}, "
+                              f"expected {tuple(shape)}")
+    if dtype is not None and value.dtype != np.dtype(dtype):
+        raise CheckpointError(f"{source}: {name!r} has dtype {value.dtype}, "
+                              f"expected {np.dtype(dtype)}")
+    return value
 
 
 def expected_shapes(observation_size: int, num_actions: int, hidden_sizes) -> dict[str, tuple]:

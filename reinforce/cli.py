@@ -1,7 +1,9 @@
-"""The command line: ``reinforce train|evaluate ...`` (also ``python -m reinforce``).
+"""The command line: ``reinforce train|evaluate|record|push ...`` (also ``python -m reinforce``).
 
-Every error a user can cause (unknown env, bad number, missing or corrupt run folder) ends in
-one line on stderr and exit code 2; nothing already on disk is overwritten.
+Every error a user can cause (unknown env, bad number, conflicting options, missing or corrupt
+run folder) ends in one line on stderr and exit code 2; nothing already on disk is overwritten.
+Training that goes non-finite ends with one line and exit code 1, keeping the last good
+checkpoint; Ctrl-C saves a checkpoint and exits with 130; ``train --resume RUN_DIR`` goes on.
 """
 
 from __future__ import annotations
@@ -11,7 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from reinforce.checkpoint import CheckpointError
+from reinforce.checkpoint import (
+    CHECKPOINT_DIR,
+    PROGRESS_NAME,
+    STATE_NAME,
+    CheckpointError,
+    TrainingCheckpoint,
+    load_checkpoint,
+    read_json,
+)
 from reinforce.config import (
     CERTIFICATION,
     DEFAULT_PRESET,
@@ -22,7 +32,18 @@ from reinforce.config import (
     preset,
 )
 from reinforce.envs import ENV_IDS, UnknownEnvError
+from reinforce.hub import HubError
 from reinforce.runs import BACKENDS, RunFolder, RunSpec, new_run_path
+from reinforce.session import (
+    DEFAULT_CHECKPOINT_SECONDS,
+    Session,
+    TrainingError,
+    TrainingStopped,
+    check_resumable,
+    run_identity,
+    stop_on_sigint,
+)
+from reinforce.video import VideoError
 
 
 class UsageError(Exception):
@@ -70,18 +91,37 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**31), got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = _float(text)
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="reinforce", description="REINFORCE in JAX and PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    # Settings default to None so that --resume can tell which were given (see TRAIN_SETTINGS).
     train = sub.add_parser("train", help="train a policy and evaluate it")
-    train.add_argument("--env", default="CartPole-v1", help=f"one of {', '.join(ENV_IDS)}")
-    train.add_argument("--backend", default="jax", help="jax or torch")
-    train.add_argument("--preset", default=DEFAULT_PRESET,
+    train.add_argument("--env", default=None,
+                       help=f"one of {', '.join(ENV_IDS)} (default CartPole-v1)")
+    train.add_argument("--backend", default=None, help="jax or torch (default jax)")
+    train.add_argument("--preset", default=None,
                        help=f"hyper-parameter preset: {', '.join(PRESETS)} (default "
                             f"{DEFAULT_PRESET}); the options below override it")
-    train.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    train.add_argument("--seeds", type=_positive_int, default=1,
+    train.add_argument("--seed", type=_seed, default=None, help="first seed (default 0)")
+    train.add_argument("--seeds", type=_positive_int, default=None,
                        help="number of seeds: seed, seed+1, ... (JAX trains them all at once)")
     train.add_argument("--out", type=Path, default=None,
                        help="run folder to create (default runs/<env>-<backend>-<time>)")
@@ -96,19 +136,59 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--eval-episodes", type=int, default=None,
                        help=help_of("n_evaluation_episodes") + " (default 100)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                       help="continue the interrupted run in RUN_DIR from its checkpoint, with "
+                            "the settings in its config.json (give no other settings)")
+    train.add_argument("--checkpoint-every", type=_seconds, default=DEFAULT_CHECKPOINT_SECONDS,
+                       metavar="SECONDS",
+                       help="save a checkpoint at most every SECONDS, between chunks of "
+                            f"updates (default {DEFAULT_CHECKPOINT_SECONDS:g}; 0: after every "
+                            "chunk); always at the start, on Ctrl-C and at the end")
+    train.add_argument("--stop-after", type=_positive_int, default=None, metavar="UPDATES",
+                       help="save a checkpoint and stop once UPDATES updates are done (JAX: "
+                            "at the end of that chunk); continue later with --resume")
 
     ev = sub.add_parser("evaluate", help="evaluate a saved run again")
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--episodes", type=_positive_int, default=100)
     ev.add_argument("--backend", default=None, help="jax or torch (default: the run's own)")
     ev.add_argument("--seed", type=int, default=12345)
+
+    push = sub.add_parser("push", help="evaluate a run and share it on the Hugging Face Hub")
+    push.add_argument("run_dir", type=Path)
+    push.add_argument("--repo-id", default=None, metavar="USER/NAME",
+                      help="Hub repository to create or update (token: HF_TOKEN or a cached "
+                           "`hf auth login`)")
+    push.add_argument("--local-dir", type=Path, default=None, metavar="DIR",
+                      help="dry run: build the repository folder in DIR, upload nothing "
+                           "(no token, no network); default folder for an upload: RUN_DIR/hub")
+    push.add_argument("--episodes", type=_positive_int, default=100,
+                      help="evaluation episodes (default 100)")
+    push.add_argument("--seed", type=_seed, default=12345,
+                      help="evaluation and replay seed (default 12345, as for evaluate)")
+    push.add_argument("--backend", default=None,
+                      help="jax or torch evaluation (default: the run's own)")
+    push.add_argument("--fps", type=_positive_int, default=30, help="replay frame rate")
+    push.add_argument("--max-frames", type=_positive_int, default=None,
+                      help="longest replay (default: the run's max_t + 1)")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+
+    rec = sub.add_parser("record", help="write a replay video of a run's policy")
+    rec.add_argument("run_dir", type=Path)
+    rec.add_argument("--out", type=Path, default=None, metavar="FILE",
+                     help="the .mp4 to write (default RUN_DIR/replay.mp4, replaced if there)")
+    rec.add_argument("--fps", type=_positive_int, default=30, help="frame rate (default 30)")
+    rec.add_argument("--seed", type=_seed, default=12345, help="episode seed (default 12345)")
+    rec.add_argument("--max-frames", type=_positive_int, default=None,
+                     help="longest video (default: the run's max_t + 1)")
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[float]]:
-    if args.env not in ENV_IDS:
-        raise UsageError(f"unknown env {args.env!r}; choose one of {', '.join(ENV_IDS)}")
-    cfg = preset(args.preset, args.env)
+    env_id = args.env if args.env is not None else "CartPole-v1"
+    if env_id not in ENV_IDS:
+        raise UsageError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
+    cfg = preset(args.preset if args.preset is not None else DEFAULT_PRESET, env_id)
     overrides = {
         "gamma": args.gamma,
         "n_training_episodes": args.episodes,
@@ -146,30 +226,94 @@ def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
     return path
 
 
+#: The options that define a run; --resume takes them all from the run's config.json.
+TRAIN_SETTINGS = ("env", "backend", "preset", "seed", "seeds", "out", "lr", "gamma", "episodes",
+                  "batch_episodes", "max_t", "hidden", "eval_episodes")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    backend = _check_backend(args.backend)
-    if backend == "jax":
-        from reinforce_jax.trainer import use_host_cores
+    if args.resume is not None:
+        opened = _open_resume(args)
+        if opened is None:
+            return 0
+        folder, checkpoint = opened
+    else:
+        backend = _check_backend(args.backend if args.backend is not None else "jax")
+        cfg, lrs = config_from_args(args)
+        first = args.seed if args.seed is not None else 0
+        n_seeds = args.seeds if args.seeds is not None else 1
+        specs = [RunSpec(first + i, lr) for lr in lrs for i in range(n_seeds)]
+        out = _prepare_out(args.out, cfg, backend)
 
-        use_host_cores()  # before JAX's first array: every core trains its share of the runs
-    cfg, lrs = config_from_args(args)
-    specs = [RunSpec(args.seed + i, lr) for lr in lrs for i in range(args.seeds)]
-    out = _prepare_out(args.out, cfg, backend)
+        from reinforce.envs import make
 
-    from reinforce.envs import make
+        env, _ = make(cfg.env_id)
+        folder = RunFolder(out, cfg, backend, specs, env.observation_size, env.num_actions)
+        folder.write_config()
+        checkpoint = None
+    return _train(args, folder, checkpoint)
 
-    env, _ = make(cfg.env_id)
-    folder = RunFolder(out, cfg, backend, specs, env.observation_size, env.num_actions)
-    folder.write_config()
-    print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend} "
-          f"({cfg.n_training_episodes} episodes, {cfg.n_updates} updates of "
-          f"{cfg.batch_episodes} episode(s) each) -> {out}", file=sys.stderr)
+
+def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoint] | None:
+    """The run folder and checkpoint to continue; None (after a message) if it is finished.
+
+    Everything is checked before anything is written: conflicting options, a missing or
+    corrupt run folder or checkpoint, a checkpoint of another backend or config.
+    """
+    given = [f"--{name.replace('_', '-')}" for name in TRAIN_SETTINGS
+             if getattr(args, name) is not None]
+    if given:
+        raise UsageError(f"--resume continues a run with the settings in its config.json; "
+                         f"drop {', '.join(given)}")
+    path = args.resume
+    folder = RunFolder.load(path)
+    checkpoint = load_checkpoint(path / CHECKPOINT_DIR)
+    check_resumable(checkpoint, run_identity(folder.config_dict()), path / CHECKPOINT_DIR)
+    if folder.backend == "jax":
+        from reinforce_jax.trainer import check_checkpoint
+    else:
+        from reinforce_torch.trainer import check_checkpoint
+    check_checkpoint(folder.cfg, [r.seed for r in folder.runs], [r.lr for r in folder.runs],
+                     checkpoint, str(path / CHECKPOINT_DIR / STATE_NAME))
+    done, total = (checkpoint.progress["total_updates_done"],
+                   checkpoint.progress["total_updates"])
+    results = ("eval.json", "model.safetensors", "metrics.csv")
+    if done >= total and all((path / name).is_file() for name in results):
+        print(f"reinforce: run {path} already finished ({done}/{total} updates, evaluated in "
+              f"{path / 'eval.json'}); nothing to resume. Evaluate it again with: "
+              f"reinforce evaluate {path}", file=sys.stderr)
+        return None
+    try:
+        probe = path / CHECKPOINT_DIR / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to run folder {path}: {exc.strerror}") from None
+    return folder, checkpoint
+
+
+def _train(args: argparse.Namespace, folder: RunFolder,
+           checkpoint: TrainingCheckpoint | None) -> int:
+    cfg, backend, specs, out = folder.cfg, folder.backend, folder.runs, folder.path
+    sequential = backend == "torch"
+    total = cfg.n_updates * (len(specs) if sequential else 1)
+    session = Session.for_run_folder(out, folder.config_dict(), total, resume=checkpoint,
+                                     every_seconds=args.checkpoint_every,
+                                     stop_after=args.stop_after)
+    start_at = session.last_saved or 0
+    if checkpoint is None:
+        print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend} "
+              f"({cfg.n_training_episodes} episodes, {cfg.n_updates} updates of "
+              f"{cfg.batch_episodes} episode(s) each) -> {out}", file=sys.stderr)
+    else:
+        print(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend} in "
+              f"{out} at {checkpoint.progress.get('at', f'update {start_at}')}",
+              file=sys.stderr)
 
     from tqdm import tqdm
 
-    sequential = backend == "torch"
-    total = cfg.n_updates * (len(specs) if sequential else 1)
-    bar = tqdm(total=total, unit="upd", disable=args.quiet, dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(total=total, initial=start_at, unit="upd", disable=args.quiet,
+               dynamic_ncols=True, file=sys.stderr)
 
     def on_progress(done: int, recent: float) -> None:
         bar.n = done
@@ -177,25 +321,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     seeds, lr_list = [s.seed for s in specs], [s.lr for s in specs]
-    if backend == "jax":
-        from reinforce_jax.export import to_torch_state
-        from reinforce_jax.trainer import train_many
+    try:
+        with stop_on_sigint(session.stop_flag):
+            if backend == "jax":
+                from reinforce_jax.export import to_torch_state
+                from reinforce_jax.trainer import train_many
 
-        result = train_many(cfg, seeds, lr_list, on_progress)
-        states = [to_torch_state(_index(result.params, i)) for i in range(len(specs))]
-        metrics = [{k: v[i] for k, v in result.metrics._asdict().items()}
-                   for i in range(len(specs))]
-        wall = [result.wall] * len(specs)
-        eval_returns = result.eval_returns
-    else:
-        import torch
+                result = train_many(cfg, seeds, lr_list, on_progress, session=session)
+                states = [to_torch_state(_index(result.params, i)) for i in range(len(specs))]
+                metrics = [{k: v[i] for k, v in result.metrics._asdict().items()}
+                           for i in range(len(specs))]
+                wall = [result.wall] * len(specs)
+                eval_returns = result.eval_returns
+            else:
+                import torch
 
-        from reinforce_torch.trainer import train_many
+                from reinforce_torch.trainer import train_many
 
-        torch.set_num_threads(1)  # tiny networks: threads cost more than they give
-        states, metrics, wall, eval_returns = train_many(cfg, seeds, lr_list, on_progress)
-    bar.close()
-    wall_seconds = time.perf_counter() - start
+                torch.set_num_threads(1)  # tiny networks: threads cost more than they give
+                states, metrics, wall, eval_returns = train_many(cfg, seeds, lr_list,
+                                                                 on_progress, session=session)
+    finally:
+        bar.close()
+    wall_seconds = session.wall_offset + time.perf_counter() - start
 
     from reinforce.evaluate import certification_line, summarize
 
@@ -205,6 +353,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     folder.write_weights(states, best)
     folder.write_metrics(metrics, wall)
     folder.plot(metrics)
+    session.finished()
     for spec, res in zip(specs, results, strict=True):
         mark = "  <- best" if len(specs) > 1 and res is results[best] else ""
         print(f"seed {spec.seed} lr {spec.lr:g}: {certification_line(cfg.env_id, res)}{mark}")
@@ -222,40 +371,57 @@ def _index(tree, i: int):
     return jax.tree.map(lambda x: x[i], tree)
 
 
+def _refuse_unfinished(path: Path) -> None:
+    """A run without weights whose checkpoint says training is not over: say how to finish."""
+    try:
+        progress = read_json(path / CHECKPOINT_DIR / PROGRESS_NAME)
+        at, done, total = (progress["at"], int(progress["total_updates_done"]),
+                           int(progress["total_updates"]))
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return  # no readable checkpoint: the missing weights file is the error
+    if done < total:
+        raise UsageError(f"run {path} has not finished training (stopped at {at}, no "
+                         f"model.safetensors yet); finish it with: reinforce train --resume "
+                         f"{path}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     folder = RunFolder.load(args.run_dir)
     backend = _check_backend(args.backend or folder.backend)
-    state = folder.load_weights()
-    cfg = folder.cfg.replace(n_evaluation_episodes=args.episodes)
-    if backend == "jax":
-        import jax
+    if not (folder.path / "model.safetensors").exists():
+        _refuse_unfinished(folder.path)
+    from reinforce.evaluate import certification_line, evaluate_run
 
-        from reinforce_jax.export import from_torch_state
-        from reinforce_jax.trainer import Trainer
-
-        trainer = Trainer(cfg)
-        evaluate = jax.jit(trainer.evaluate, static_argnums=2)
-        returns = evaluate(from_torch_state(state), jax.random.key(args.seed), args.episodes)
-    else:
-        import torch
-
-        from reinforce.evaluate import play_episodes
-        from reinforce_torch.policy import Policy
-
-        torch.set_num_threads(1)
-        policy = Policy(folder.observation_size, folder.num_actions, cfg.hidden_sizes)
-        policy.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
-        returns = play_episodes(cfg.env_id, policy.numpy_probabilities, args.episodes,
-                                cfg.max_t, args.seed)
-
-    from reinforce.evaluate import certification_line, summarize
-
-    result = summarize(returns)
+    result = evaluate_run(folder, backend, args.episodes, args.seed)
+    cfg = folder.cfg
     print(f"{cfg.env_id} ({backend}, {folder.path}): {certification_line(cfg.env_id, result)}")
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate}
+def cmd_push(args: argparse.Namespace) -> int:
+    from reinforce.hub import push
+
+    if args.backend is not None:
+        _check_backend(args.backend)
+    push(args.run_dir, repo_id=args.repo_id, local_dir=args.local_dir, n_episodes=args.episodes,
+         seed=args.seed, backend=args.backend, fps=args.fps, max_frames=args.max_frames,
+         private=args.private)
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from reinforce.video import record_run
+
+    replay = record_run(args.run_dir, args.out, fps=args.fps, seed=args.seed,
+                        max_frames=args.max_frames)
+    end = "episode over" if replay.episode_over else "cut at --max-frames"
+    print(f"wrote {replay.path}: {replay.n_frames} frames at {args.fps} fps, "
+          f"{replay.episode_length} steps, return {replay.episode_return:g} ({end})")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "push": cmd_push,
+            "record": cmd_record}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +432,15 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, UnknownEnvError, CheckpointError) as exc:
         print(f"reinforce: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingError as exc:  # the input was fine, training went wrong (non-finite)
+        print(f"reinforce: error: {exc}", file=sys.stderr)
+        return 1
+    except (HubError, VideoError) as exc:  # push/record: 2 for the input, 1 for Hub/network
+        print(f"reinforce: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except TrainingStopped as exc:  # checkpoint saved: Ctrl-C (130) or --stop-after (0)
+        print(f"reinforce: {exc}", file=sys.stderr)
+        return 130 if exc.by_signal else 0
     except KeyboardInterrupt:
         print("reinforce: interrupted", file=sys.stderr)
         return 130

@@ -69,3 +69,30 @@ def play_episodes(
         if not alive.any():
             break
     return totals
+
+
+def evaluate_run(folder, backend: str, n_episodes: int, seed: int) -> EvalResult:
+    """What ``reinforce evaluate`` computes for a run folder (a ``reinforce.runs.RunFolder``):
+    ``n_episodes`` episodes of the stochastic policy, played by ``backend`` (jax or torch)."""
+    state = folder.load_weights()
+    cfg = folder.cfg.replace(n_evaluation_episodes=n_episodes)
+    if backend == "jax":
+        import jax
+
+        from reinforce_jax.export import from_torch_state
+        from reinforce_jax.trainer import Trainer
+
+        evaluate = jax.jit(Trainer(cfg).evaluate, static_argnums=2)
+        returns = evaluate(from_torch_state(state), jax.random.key(seed), n_episodes)
+    else:
+        import torch
+
+        from reinforce.evaluate import play_episodes
+        from reinforce_torch.policy import Policy
+
+        torch.set_num_threads(1)
+        policy = Policy(folder.observation_size, folder.num_actions, cfg.hidden_sizes)
+        policy.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+        returns = play_episodes(cfg.env_id, policy.numpy_probabilities, n_episodes, cfg.max_t,
+                                seed)
+    return summarize(returns)

@@ -8,6 +8,9 @@ A run folder holds::
     metrics.csv          one row per run and update
     learning_curve.png   episodic return against episodes, one curve per run
     eval.json            final evaluation, one entry per run, and the index of the best run
+    checkpoint/          state.safetensors (every array of the training state, the metrics so
+                         far, the progress record in its metadata) + progress.json: what
+                         ``reinforce train --resume`` continues (see ``reinforce.session``)
 
 ``config.json`` + ``model.safetensors`` is also a valid policy folder for
 ``reinforce_torch.policy.Policy.from_pretrained``.
@@ -147,15 +150,35 @@ class RunFolder:
         if not path.is_dir():
             raise CheckpointError(f"no run folder at {path}")
         config = read_json(path / "config.json")
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{path / 'config.json'} is not a run config (not an object)")
         try:
             cfg = TrainConfig.from_dict(config["train"])
             backend = config["backend"]
             runs = [RunSpec(int(r["seed"]), float(r["lr"])) for r in config["runs"]]
             obs_size, n_actions = int(config["observation_size"]), int(config["num_actions"])
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            hidden = [int(h) for h in config.get("hidden_sizes", cfg.hidden_sizes)]
+        except KeyError as exc:
+            raise CheckpointError(f"{path / 'config.json'} is not a run config: missing "
+                                  f"{exc}") from None
+        except (TypeError, ValueError, ConfigError) as exc:
             raise CheckpointError(f"{path / 'config.json'} is not a run config: {exc}") from None
         if backend not in BACKENDS:
             raise CheckpointError(f"{path / 'config.json'}: unknown backend {backend!r}")
+        if not runs:
+            raise CheckpointError(f"{path / 'config.json'} lists no runs")
+        if hidden != list(cfg.hidden_sizes):
+            raise CheckpointError(f"{path / 'config.json'}: hidden_sizes {hidden} and "
+                                  f"train.hidden_sizes {list(cfg.hidden_sizes)} disagree")
+        from reinforce.envs import make
+
+        env, _ = make(cfg.env_id)
+        if (obs_size, n_actions) != (env.observation_size, env.num_actions):
+            raise CheckpointError(
+                f"{path / 'config.json'} describes a policy for {obs_size} observations and "
+                f"{n_actions} actions, but {cfg.env_id} has {env.observation_size} and "
+                f"{env.num_actions}"
+            )
         return cls(path, cfg, backend, runs, obs_size, n_actions)
 
     def load_weights(self, run: int | None = None) -> dict[str, np.ndarray]:

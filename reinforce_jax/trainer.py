@@ -338,49 +338,230 @@ def train_many(
     seeds: list[int],
     lrs: list[float],
     on_progress=None,
+    session=None,
 ) -> ManyResult:
     """Train ``len(seeds)`` runs (run i: seed ``seeds[i]``, lr ``lrs[i]``) in one program.
 
     Updates run in compiled chunks of ``cfg.chunk_updates``; ``on_progress(updates_done,
     mean_recent_return)`` is called between chunks. The runs axis is vmapped and, with several
     devices, sharded over them. Then every run is evaluated on ``cfg.n_evaluation_episodes``.
+
+    Between chunks (a compiled call cannot be interrupted) the loss, weights and optimizer
+    moments are checked (:class:`~reinforce.session.TrainingError` if one is not finite) and,
+    with a :class:`~reinforce.session.Session`, a checkpoint is saved at update 0, when
+    ``session.due()``, on a stop request (then :class:`~reinforce.session.TrainingStopped`) and
+    at the end. ``session.resume`` continues a checkpoint: chunks always start at multiples of
+    ``cfg.chunk_updates``, so a resumed run runs the very chunks of an uninterrupted one and
+    ends with the same numbers.
     """
     import time
 
     import numpy as np
 
+    from reinforce.session import Session
+
     start = time.perf_counter()
-    trainer = Trainer(cfg)
+    trainer, init, run_chunk, evaluate = _programs(cfg)
     n_runs = len(seeds)
+    session = session or Session.plain("jax", seeds, lrs, cfg.n_updates)
     devices = run_devices(n_runs)
     n_dev = len(devices)
     padded = -(-n_runs // n_dev) * n_dev  # pad the runs axis to a multiple of the devices
     seeds_p = list(seeds) + [seeds[-1]] * (padded - n_runs)
     lrs_p = list(lrs) + [lrs[-1]] * (padded - n_runs)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds_p, jnp.uint32))
-    state = jax.jit(jax.vmap(trainer.init))(
-        shard_runs(keys, devices), shard_runs(jnp.asarray(lrs_p), devices)
-    )
-
-    run_chunk = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
     chunks: list[Metrics] = []
     wall: list[float] = []
-    done = 0
+    if session.resume is None:
+        state = init(shard_runs(keys, devices), shard_runs(jnp.asarray(lrs_p), devices))
+    else:
+        template = jax.eval_shape(_raw_key_init(trainer), keys[:n_runs],
+                                  jnp.asarray(lrs, jnp.float32))
+        host, chunks, wall = restore_many(template, session.resume, n_runs)
+        host = jax.tree.map(lambda x: np.concatenate([x] + [x[-1:]] * (padded - n_runs)), host)
+        host = jax.tree.map(jnp.asarray, host)
+        state = shard_runs(host._replace(key=jax.random.wrap_key_data(host.key)), devices)
+    state = shard_runs(state, devices)
+    done = sum(c.policy_loss.shape[1] for c in chunks)
+    if on_progress is not None and done:
+        on_progress(done, float(chunks[-1].episodic_return[:, -1].mean()))
+
+    def label(u: int) -> str:
+        return f"update {u}/{cfg.n_updates}"
+
+    def save(status: str = "running") -> None:
+        session.save(lambda: many_arrays(state, chunks, wall, n_runs), done, label(done),
+                     status, updates_done=done)
+
+    if session.last_saved is None:
+        save()  # the first checkpoint: training has started
     while done < cfg.n_updates:
+        if session.should_stop(done):
+            if session.last_saved != done:
+                save("interrupted" if session.stop_flag.is_set() else "stopped")
+            raise session.stopped(label(done))
         n = min(cfg.chunk_updates, cfg.n_updates - done)
-        state, metrics = run_chunk(state, n)
-        metrics = jax.tree.map(np.asarray, metrics)  # waits for the chunk
+        new_state, metrics = run_chunk(state, n)
+        metrics = jax.tree.map(lambda x: np.asarray(x)[:n_runs], metrics)  # waits for it
+        check_finite(session, new_state, metrics, n_runs, done, cfg.n_updates)
+        # The same sharding in every chunk's input (jit may return a leaf replicated), so the
+        # chunk program compiles once.
+        state = shard_runs(new_state, devices)
         chunks.append(metrics)
         done += n
-        wall += [time.perf_counter() - start] * n
+        wall += [session.wall_offset + time.perf_counter() - start] * n
         if on_progress is not None:
-            on_progress(done, float(metrics.episodic_return[:n_runs, -max(1, n // 5):].mean()))
-    metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1)[:n_runs], *chunks)
+            on_progress(done, float(metrics.episodic_return[:, -max(1, n // 5):].mean()))
+        if session.due() and done < cfg.n_updates:
+            save()
+    if session.last_saved != done:
+        save("trained")
+    metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
 
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    evaluate = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0, None)), static_argnums=2)
     eval_returns = np.asarray(
         evaluate(state.params, shard_runs(eval_keys, devices), cfg.n_evaluation_episodes)
     )[:n_runs]
     params = jax.tree.map(lambda x: np.asarray(x)[:n_runs], state.params)
     return ManyResult(params, metrics, np.asarray(wall), eval_returns)
+
+
+_PROGRAMS: dict[TrainConfig, tuple] = {}
+
+
+def _programs(cfg: TrainConfig) -> tuple:
+    """``(trainer, init, run_chunk, evaluate)`` of ``train_many``, jitted once per config, so
+    that a run resumed (or trained again) in the same process compiles nothing new.
+
+    ``train_many`` always passes the learning rates (they are traced), so configs that differ
+    only in ``lr`` share their programs."""
+    cfg = cfg.replace(lr=1.0)
+    if cfg not in _PROGRAMS:
+        if len(_PROGRAMS) >= 8:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        trainer = Trainer(cfg)
+        _PROGRAMS[cfg] = (
+            trainer,
+            jax.jit(jax.vmap(trainer.init)),
+            jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1),
+            jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0, None)), static_argnums=2),
+        )
+    return _PROGRAMS[cfg]
+
+
+# --- checkpoints of many runs: named numpy arrays, no pickle --------------------------------
+
+
+def _raw_key_init(trainer: Trainer):
+    """``init`` over runs, with the RNG key as its raw ``uint32`` data (what is stored)."""
+
+    def init(keys, lrs):
+        state = jax.vmap(trainer.init)(keys, lrs)
+        return state._replace(key=jax.random.key_data(state.key))
+
+    return init
+
+
+def state_arrays(state: TrainState, n_runs: int | None = None) -> dict[str, Any]:
+    """Every array of a stacked ``TrainState`` (its first ``n_runs`` runs) by key path.
+
+    Names are ``jax.tree_util.keystr`` paths: ``state.params['params']['layers_0']['bias']``,
+    ``state.opt_state.mu[...]``, ``state.key`` (the raw key data), ``state.lr``, ...
+    """
+    import numpy as np
+
+    raw = state._replace(key=jax.random.key_data(state.key))
+    leaves = jax.tree_util.tree_flatten_with_path(raw)[0]
+    return {"state" + jax.tree_util.keystr(path): np.asarray(leaf)[:n_runs]
+            for path, leaf in leaves}
+
+
+def state_from_arrays(template: TrainState, arrays: dict[str, Any], source: str) -> TrainState:
+    """The inverse of :func:`state_arrays` (key left raw), rebuilt by the tree structure of
+    ``template`` (shapes and dtypes, e.g. from ``jax.eval_shape``); every array is checked."""
+    from reinforce.checkpoint import CheckpointError, take
+
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    names = ["state" + jax.tree_util.keystr(path) for path, _ in leaves]
+    unexpected = sorted(set(k for k in arrays if k.startswith("state")) - set(names))
+    if unexpected:
+        raise CheckpointError(f"{source} holds arrays this JAX trainer does not have "
+                              f"({', '.join(unexpected[:3])}); a checkpoint of another version?")
+    values = [take(arrays, name, source, leaf.shape, leaf.dtype)
+              for name, (_, leaf) in zip(names, leaves, strict=True)]
+    return jax.tree_util.tree_unflatten(treedef, values)
+
+
+def many_arrays(state: TrainState, chunks: list[Metrics], wall: list[float], n_runs: int
+                ) -> dict[str, Any]:
+    """A checkpoint of :func:`train_many`: the state, the metrics so far, their wall times."""
+    import numpy as np
+
+    out = state_arrays(state, n_runs)
+    for name in Metrics._fields:
+        series = [getattr(c, name) for c in chunks]
+        out[f"metrics/{name}"] = (np.concatenate(series, axis=1) if series
+                                  else np.zeros((n_runs, 0), np.float32))
+    out["wall"] = np.asarray(wall, np.float64)
+    return out
+
+
+def restore_many(template: TrainState, checkpoint, n_runs: int, source: str = "the checkpoint"):
+    """``(state with raw key, [metrics so far], wall)`` from a checkpoint of ``train_many``."""
+    import numpy as np
+
+    from reinforce.checkpoint import CheckpointError, take
+
+    progress, arrays = checkpoint.progress, checkpoint.arrays
+    if progress.get("backend") != "jax":
+        raise CheckpointError(f"{source} holds {progress.get('backend')} training state, not "
+                              "jax; a training state resumes only on its own backend")
+    state = state_from_arrays(template, arrays, source)
+    done = int(np.asarray(state.update)[0])
+    if progress.get("updates_done") != done or not (state.update == done).all():
+        raise CheckpointError(f"{source}: the update counter and the progress record disagree")
+    series = {name: take(arrays, f"metrics/{name}", source) for name in Metrics._fields}
+    wall = take(arrays, "wall", source, (done,))
+    for name, value in series.items():
+        if value.shape != (n_runs, done):
+            raise CheckpointError(f"{source}: metrics/{name} has shape {value.shape}, "
+                                  f"expected {(n_runs, done)}")
+    chunks = [Metrics(**series)] if done else []
+    return state, chunks, [float(w) for w in wall]
+
+
+def check_finite(session, state: TrainState, metrics: Metrics, n_runs: int, done: int,
+                 n_updates: int) -> None:
+    """Raise the session's ``TrainingError`` if a chunk left a non-finite loss, weight or
+    optimizer moment (the gradients go into the moments) in any run."""
+    import numpy as np
+
+    from reinforce.session import first_non_finite
+
+    bad = ~np.isfinite(metrics.policy_loss)  # [runs, n]
+    if bad.any():
+        u = int(bad.any(axis=0).argmax())
+        raise session.non_finite("policy loss", f"update {done + u + 1}/{n_updates}",
+                                 int(bad[:, u].argmax()))
+    n = metrics.policy_loss.shape[1]
+    for what, tree in (("weight", state.params), ("gradient (Adam moment)", state.opt_state)):
+        leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+        found = first_non_finite({jax.tree_util.keystr(p): np.asarray(x)[:n_runs]
+                                  for p, x in leaves})
+        if found is not None:
+            name, run = found
+            raise session.non_finite(f"{what} {name}",
+                                     f"updates {done + 1}-{done + n}/{n_updates}", run)
+
+
+def check_checkpoint(cfg: TrainConfig, seeds: list[int], lrs: list[float], checkpoint,
+                     source: str = "the checkpoint") -> None:
+    """Raise ``CheckpointError`` unless :func:`train_many` can resume ``checkpoint`` (this
+    compiles and runs nothing: the template comes from ``jax.eval_shape``)."""
+    trainer = Trainer(cfg)
+
+    def init(seeds, lrs):
+        return _raw_key_init(trainer)(jax.vmap(jax.random.key)(seeds), lrs)
+
+    template = jax.eval_shape(init, jnp.asarray(seeds, jnp.uint32), jnp.asarray(lrs, jnp.float32))
+    restore_many(template, checkpoint, len(seeds), source)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+import jax
 import numpy as np
 import torch
 
@@ -137,6 +138,84 @@ class Trainer:
     def run(self, n_updates: int) -> list[dict[str, float]]:
         return [self.update() for _ in range(n_updates)]
 
+    # --- checkpoints: named numpy arrays, no pickle ---------------------------------------
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Everything the next update depends on: weights, Adam's moments and step counts,
+        the action generator's state, the env's key and the update counter."""
+        out = {f"policy/{k}": v.detach().numpy().copy()
+               for k, v in self.policy.state_dict().items()}
+        for i, slots in self.optimizer.state_dict()["state"].items():
+            for slot, value in slots.items():
+                out[f"adam/{i}/{slot}"] = torch.as_tensor(value).detach().numpy().copy()
+        out["generator"] = self.generator.get_state().numpy().copy()
+        out["env_key"] = np.asarray(jax.random.key_data(self.env.key)).copy()
+        out["updates_done"] = np.asarray(self.updates_done, np.int64)
+        return out
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray], source: str = "checkpoint"
+                          ) -> None:
+        """The inverse of :meth:`state_arrays`, each array checked against this trainer's."""
+        from reinforce.checkpoint import CheckpointError, take
+
+        fresh = self.state_arrays()
+        updates = int(take(arrays, "updates_done", source, (), np.int64))
+        if not 0 <= updates <= self.cfg.n_updates:
+            raise CheckpointError(f"{source}: updates_done {updates} is outside "
+                                  f"0..{self.cfg.n_updates}")
+        params = list(self.policy.state_dict())
+        slots = ("step", "exp_avg", "exp_avg_sq")
+        expected = set(fresh)  # Adam has no state before its first step
+        if updates:
+            expected |= {f"adam/{i}/{slot}" for i in range(len(params)) for slot in slots}
+        if set(arrays) != expected:
+            extra, missing = sorted(set(arrays) - expected), sorted(expected - set(arrays))
+            parts = [f"missing {', '.join(missing[:4])}"] if missing else []
+            parts += [f"unexpected {', '.join(extra[:4])}"] if extra else []
+            raise CheckpointError(f"{source} is not a torch training state of this run "
+                                  f"({'; '.join(parts)})")
+        weights = {}
+        for name, value in self.policy.state_dict().items():
+            array = take(arrays, f"policy/{name}", source, tuple(value.shape), np.float32)
+            weights[name] = torch.from_numpy(array.copy())
+        self.policy.load_state_dict(weights)
+        optimizer = self.optimizer.state_dict()
+        if updates:
+            optimizer["state"] = {
+                i: {"step": torch.from_numpy(take(arrays, f"adam/{i}/step", source, (),
+                                                  np.float32).copy()),
+                    **{slot: torch.from_numpy(take(arrays, f"adam/{i}/{slot}", source,
+                                                   tuple(weights[name].shape),
+                                                   np.float32).copy())
+                       for slot in ("exp_avg", "exp_avg_sq")}}
+                for i, name in enumerate(params)
+            }
+        self.optimizer.load_state_dict(optimizer)
+        # The schedule is a function of the update count: set it as LambdaLR.step() would.
+        self.scheduler.last_epoch = updates
+        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                                       self.scheduler.lr_lambdas, strict=True):
+            group["lr"] = base * factor(updates)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        generator = take(arrays, "generator", source, fresh["generator"].shape, np.uint8)
+        self.generator.set_state(torch.from_numpy(generator.copy()))
+        key = take(arrays, "env_key", source, fresh["env_key"].shape, fresh["env_key"].dtype)
+        self.env.key = jax.random.wrap_key_data(key.copy())
+        self.updates_done = updates
+
+    def non_finite(self, metrics: dict[str, float]) -> str | None:
+        """What turned non-finite in the last update (loss, gradient, weight), or None."""
+        if not np.isfinite(metrics["policy_loss"]):
+            return "policy loss"
+        params = list(self.policy.named_parameters())
+        for name, p in params:
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                return f"gradient ({name})"
+        for name, p in params:
+            if not torch.isfinite(p).all():
+                return f"weight ({name})"
+        return None
+
     def evaluate(self, n_episodes: int, seed: int) -> np.ndarray:
         from reinforce.evaluate import play_episodes
 
@@ -144,33 +223,166 @@ class Trainer:
                              self.cfg.max_t, seed)
 
 
-def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress=None):
+def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress=None,
+               session=None):
     """Train the runs one after the other; same results layout as ``reinforce_jax``'s.
 
     Returns ``(states, metrics, wall, eval_returns)``: torch-layout weights per run, per-run
     dicts of per-update numpy series, per-run per-update wall seconds, ``[runs, n_eval]``.
+
+    With a :class:`reinforce.session.Session`: a checkpoint at the start, after every run and
+    every ``session.every_seconds`` (at chunk boundaries); a stop request is honoured between
+    updates (checkpoint, then :class:`~reinforce.session.TrainingStopped`); a non-finite loss,
+    gradient or weight raises :class:`~reinforce.session.TrainingError`; ``session.resume``
+    continues a checkpoint, ending with exactly the numbers of an uninterrupted run.
     """
     import time
 
+    from reinforce.session import Session
+
     start = time.perf_counter()
-    states, metrics, wall, evals = [], [], [], []
-    done = 0
-    for seed, lr in zip(seeds, lrs, strict=True):
+    n_runs, n_updates = len(seeds), cfg.n_updates
+    session = session or Session.plain("torch", seeds, lrs, n_runs * n_updates)
+    offset = session.wall_offset
+    done_runs: list[dict[str, np.ndarray]] = []  # finished runs, as checkpoint arrays
+    first_run, current = 0, None
+    if session.resume is not None:
+        first_run, done_runs, current = _restore_runs(session.resume, cfg, n_runs)
+    total = first_run * n_updates + (len(current["wall"]) if current else 0)
+
+    def label(r: int, u: int) -> str:
+        return f"update {u}/{n_updates}" + (f" of run {r + 1}/{n_runs}" if n_runs > 1 else "")
+
+    def save(r: int, trainer: Trainer | None, series, times, status="running") -> None:
+        def arrays() -> dict[str, np.ndarray]:
+            out = {f"runs/{i}/{k}": v for i, run in enumerate(done_runs) for k, v in run.items()}
+            if trainer is not None:
+                out.update({f"current/{k}": v
+                            for k, v in _run_arrays(trainer, series, times).items()})
+            return out
+
+        session.save(arrays, total, label(r, len(series)) if trainer else
+                     label(r - 1, n_updates), status, runs_done=len(done_runs))
+
+    for r in range(first_run, n_runs):
+        seed, lr = seeds[r], lrs[r]
         trainer = Trainer(cfg, seed, lr)
         series: list[dict[str, float]] = []
         times: list[float] = []
-        while len(series) < cfg.n_updates:
-            n = min(cfg.chunk_updates, cfg.n_updates - len(series))
-            chunk = trainer.run(n)
-            series += chunk
-            times += [time.perf_counter() - start] * n
-            done += n
-            if on_progress is not None:
-                recent = chunk[-max(1, n // 5):]
-                on_progress(done, sum(m["episodic_return"] for m in recent) / len(recent))
-        weights = trainer.policy.state_dict()
-        states.append({k: v.detach().numpy().copy() for k, v in weights.items()})
-        metrics.append({k: np.asarray([m[k] for m in series]) for k in series[0]})
-        wall.append(np.asarray(times))
-        evals.append(trainer.evaluate(cfg.n_evaluation_episodes, seed + 10_000))
-    return states, metrics, wall, np.stack(evals)
+        if current is not None and r == first_run:
+            trainer.load_state_arrays({k[len("state/"):]: v for k, v in current.items()
+                                       if k.startswith("state/")}, "the checkpoint")
+            series = [{m: current[f"metrics/{m}"][u].item() for m in _METRICS}
+                      for u in range(len(current["wall"]))]
+            times = list(current["wall"])
+            if on_progress is not None and series:
+                recent = series[-max(1, min(len(series), cfg.chunk_updates) // 5):]
+                on_progress(total, sum(m["episodic_return"] for m in recent) / len(recent))
+        elif session.last_saved is None:
+            save(r, trainer, series, times)  # the first checkpoint: training has started
+        while len(series) < n_updates:
+            if session.should_stop(total):
+                if session.last_saved != total:
+                    save(r, trainer, series, times,
+                         "interrupted" if session.stop_flag.is_set() else "stopped")
+                raise session.stopped(label(r, len(series)))
+            try:
+                m = trainer.update()
+            except RuntimeError as exc:  # torch refuses some non-finite values itself
+                if (what := _non_finite_error(exc)) is None:
+                    raise
+                raise session.non_finite(what, label(r, len(series) + 1), r) from None
+            if (what := trainer.non_finite(m)) is not None:
+                raise session.non_finite(what, label(r, len(series) + 1), r)
+            series.append(m)
+            times.append(offset + time.perf_counter() - start)
+            total += 1
+            if len(series) % cfg.chunk_updates == 0 or len(series) == n_updates:
+                if on_progress is not None:
+                    recent = series[-max(1, min(len(series), cfg.chunk_updates) // 5):]
+                    on_progress(total, sum(m["episodic_return"] for m in recent) / len(recent))
+                if session.due() and len(series) < n_updates:
+                    save(r, trainer, series, times)
+        run = _run_arrays(trainer, series, times)
+        run = {k: v for k, v in run.items() if not k.startswith("state/")}
+        run.update({f"weights/{k}": v.detach().numpy().copy()
+                    for k, v in trainer.policy.state_dict().items()})
+        run["eval_returns"] = np.asarray(trainer.evaluate(cfg.n_evaluation_episodes,
+                                                          seed + 10_000))
+        done_runs.append(run)
+        save(r + 1, None, series, times, "trained" if r + 1 == n_runs else "running")
+    states = [{k[len("weights/"):]: v for k, v in run.items() if k.startswith("weights/")}
+              for run in done_runs]
+    metrics = [{name: run[f"metrics/{name}"] for name in _METRICS} for run in done_runs]
+    wall = [run["wall"] for run in done_runs]
+    return states, metrics, wall, np.stack([run["eval_returns"] for run in done_runs])
+
+
+#: Errors torch raises on non-finite values, and what they mean.
+_NON_FINITE_ERRORS = {
+    "probability tensor contains": "action probabilities (the policy's outputs overflow)",
+    "without overflow": "Adam step (learning rate x update overflows float32)",
+}
+
+
+def _non_finite_error(exc: RuntimeError) -> str | None:
+    return next((what for text, what in _NON_FINITE_ERRORS.items() if text in str(exc)), None)
+
+
+#: Per-update metric names, in the order the trainer reports them.
+_METRICS = ("episodic_return", "episode_length", "policy_loss", "env_steps", "padded_steps")
+
+
+def _run_arrays(trainer: Trainer, series: list[dict[str, float]], times: list[float]
+                ) -> dict[str, np.ndarray]:
+    """One run's checkpoint arrays: its training state and its metrics so far."""
+    out = {f"state/{k}": v for k, v in trainer.state_arrays().items()}
+    for name in _METRICS:
+        out[f"metrics/{name}"] = np.asarray([m[name] for m in series]) if series else np.zeros(0)
+    out["wall"] = np.asarray(times, np.float64)
+    return out
+
+
+def _restore_runs(checkpoint, cfg: TrainConfig, n_runs: int, source: str = "the checkpoint"):
+    """``(runs_done, finished runs' arrays, current run's arrays or None)`` of a checkpoint."""
+    from reinforce.checkpoint import CheckpointError
+
+    progress, arrays = checkpoint.progress, checkpoint.arrays
+    if progress.get("backend") != "torch":
+        raise CheckpointError(f"{source} holds {progress.get('backend')} training state, "
+                              "not torch; a training state resumes only on its own backend")
+    runs_done = progress.get("runs_done")
+    if not isinstance(runs_done, int) or not 0 <= runs_done <= n_runs:
+        raise CheckpointError(f"{source}: bad runs_done {runs_done!r} for {n_runs} run(s)")
+    done_runs = []
+    for r in range(runs_done):
+        prefix = f"runs/{r}/"
+        run = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+        for name in (*(f"metrics/{m}" for m in _METRICS), "wall", "eval_returns"):
+            if name not in run:
+                raise CheckpointError(f"{source} has no array {prefix + name!r}")
+            if name != "eval_returns" and len(run[name]) != cfg.n_updates:
+                raise CheckpointError(f"{source}: {prefix + name!r} has {len(run[name])} "
+                                      f"entries, expected {cfg.n_updates}")
+        done_runs.append(run)
+    current = {k[len("current/"):]: v for k, v in arrays.items() if k.startswith("current/")}
+    if runs_done == n_runs or not current:
+        return runs_done, done_runs, None
+    for name in (*(f"metrics/{m}" for m in _METRICS), "wall"):
+        if name not in current:
+            raise CheckpointError(f"{source} has no array {'current/' + name!r}")
+    n = len(current["wall"])
+    if int(current.get("state/updates_done", -1)) != n or any(
+            len(current[f"metrics/{m}"]) != n for m in _METRICS):
+        raise CheckpointError(f"{source}: the current run's metrics and state disagree")
+    return runs_done, done_runs, current
+
+
+def check_checkpoint(cfg: TrainConfig, seeds: list[int], lrs: list[float], checkpoint,
+                     source: str = "the checkpoint") -> None:
+    """Raise ``CheckpointError`` unless :func:`train_many` can resume ``checkpoint``."""
+    runs_done, _, current = _restore_runs(checkpoint, cfg, len(seeds), source)
+    if current is not None:
+        trainer = Trainer(cfg, seeds[runs_done], lrs[runs_done])
+        trainer.load_state_arrays({k[len("state/"):]: v for k, v in current.items()
+                                   if k.startswith("state/")}, source)

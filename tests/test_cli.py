@@ -1,8 +1,11 @@
 """The command line end to end: a small training run, re-evaluation, and bad input."""
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +82,129 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
     assert main(["train", "--out", str(out), *SMALL]) == 2
     assert "already exists" in capsys.readouterr().err
     assert (out / "eval.json").read_text() == "precious"
+
+
+# --- bad input, table-driven: one line on stderr, exit code 2, every run folder untouched ----
+
+#: ``{run}`` is a torch run stopped after one update (config.json + checkpoint), ``{bare}`` a
+#: folder with a config.json only, ``{empty}`` an empty folder, ``{file}`` a regular file,
+#: ``{readonly}`` a folder without write permission.
+BAD_MORE = [
+    # bad numbers
+    (["train", "--batch-episodes", "0"], "batch_episodes must be at least 1"),
+    (["train", "--max-t", "-5"], "max_t must be at least 1"),
+    (["train", "--eval-episodes", "0"], "n_evaluation_episodes must be at least 1"),
+    (["train", "--episodes", "1e3"], "invalid int value"),
+    (["train", "--episodes", "4", "--batch-episodes", "8"], "exceeds n_training_episodes"),
+    (["train", "--seeds", "0"], "must be at least 1"),
+    (["train", "--seeds", "two"], "expected an integer"),
+    (["train", "--seed", "-1"], "must be in [0, 2**31)"),
+    (["train", "--lr", "1e-3,abc"], "expected numbers separated by commas"),
+    (["train", "--lr", "nan"], "learning rate must be a positive number"),
+    (["train", "--lr", "inf"], "learning rate must be a positive number"),
+    (["train", "--lr", "0.01,0"], "learning rate must be a positive number"),
+    (["train", "--gamma", "nan"], "gamma must be in [0, 1]"),
+    (["train", "--hidden", "16,x"], "expected integers"),
+    (["train", "--hidden", ","], "hidden sizes must be positive"),
+    (["train", "--checkpoint-every", "-1"], "must be a number of seconds >= 0"),
+    (["train", "--checkpoint-every", "nan"], "must be a number of seconds >= 0"),
+    (["train", "--stop-after", "0"], "must be at least 1"),
+    (["evaluate", "{run}", "--episodes", "0"], "must be at least 1"),
+    (["evaluate", "{run}", "--backend", "tf"], "unknown backend"),
+    # output folders
+    (["train", "--out", "{run}"], "already exists and is not empty"),
+    (["train", "--out", "{file}/run"], "cannot write to output folder"),
+    (["train", "--out", "{readonly}/run"], "cannot write to output folder"),
+    # conflicting flags: --resume takes every setting from the run's config.json
+    (["train", "--resume", "{run}", "--env", "CartPole-v1"], "drop --env"),
+    (["train", "--resume", "{run}", "--lr", "0.1"], "drop --lr"),
+    (["train", "--resume", "{run}", "--seed", "0"], "drop --seed"),
+    (["train", "--resume", "{run}", "--seeds", "2", "--backend", "torch"],
+     "drop --backend, --seeds"),
+    (["train", "--resume", "{run}", "--out", "{empty}"], "drop --out"),
+    (["train", "--resume", "{run}", "--episodes", "8", "--preset", "notebook"],
+     "drop --preset, --episodes"),
+    # missing or unusable run folders
+    (["train", "--resume"], "expected one argument"),
+    (["train", "--resume", "/nonexistent/run"], "no run folder at /nonexistent/run"),
+    (["train", "--resume", "{file}"], "no run folder"),
+    (["train", "--resume", "{empty}"], "missing file"),
+    (["train", "--resume", "{bare}"], "has no checkpoint to resume"),
+    (["evaluate", "{file}"], "no run folder"),
+    (["evaluate", "{empty}"], "missing file"),
+    (["evaluate", "{run}"], "has not finished training"),
+]
+
+
+@pytest.fixture(scope="module")
+def existing(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("existing")
+    run = root / "run"
+    assert main(["train", "--backend", "torch", "--episodes", "8", "--batch-episodes", "4",
+                 "--eval-episodes", "2", "--quiet", "--stop-after", "1", "--out", str(run)]) == 0
+    (root / "bare").mkdir()
+    (root / "bare" / "config.json").write_bytes((run / "config.json").read_bytes())
+    (root / "empty").mkdir()
+    (root / "file").write_text("not a folder")
+    (root / "readonly").mkdir()
+    (root / "readonly").chmod(0o500)
+    return {name: root / name for name in ("run", "bare", "empty", "file", "readonly")}
+
+
+def _tree_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _fill(argv: list[str], existing: dict[str, Path]) -> list[str]:
+    return [a.format(**{k: str(v) for k, v in existing.items()}) for a in argv]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD + BAD_MORE,
+                         ids=[" ".join(a) for a, _ in BAD + BAD_MORE])
+def test_bad_input_table(tmp_path, existing, capsys, argv, message):
+    if "{readonly}" in " ".join(argv) and os.access(existing["readonly"], os.W_OK):
+        pytest.skip("running as root: a read-only folder is still writable")
+    argv = _fill(argv, existing)
+    out = tmp_path / "untouched"
+    if argv[0] == "train" and "--out" not in argv and "--resume" not in argv:
+        argv = [*argv, "--out", str(out)]
+    root = existing["run"].parent
+    before = _tree_hash(root)
+    capsys.readouterr()
+    assert main(argv) == 2
+    stdout, stderr = capsys.readouterr()
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reinforce: error: "), stderr
+    assert message in lines[0], lines[0]
+    assert stdout == ""
+    assert not out.exists()
+    assert _tree_hash(root) == before, "an existing run folder was changed"
+
+
+def test_bad_input_in_a_real_process(existing):
+    """The exit code and stderr of ``python -m reinforce`` itself, for a conflicting --resume."""
+    argv = ["train", "--resume", str(existing["run"]), "--lr", "0.1"]
+    before = _tree_hash(existing["run"].parent)
+    proc = subprocess.run([sys.executable, "-m", "reinforce", *argv], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == ("reinforce: error: --resume continues a run with the "
+                                   "settings in its config.json; drop --lr")
+    assert _tree_hash(existing["run"].parent) == before
+
+
+def test_unwritable_output_folder_even_as_root(tmp_path, capsys, monkeypatch):
+    """The write probe failing (permissions, read-only disk) is one line and exit code 2."""
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    out = tmp_path / "out"
+    assert main(["train", "--out", str(out), *SMALL]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"reinforce: error: cannot write to output folder {out}: Permission denied"]

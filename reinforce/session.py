@@ -1,0 +1,261 @@
+"""Runs that survive: checkpoints, stop requests (Ctrl-C) and non-finite checks, both backends.
+
+A :class:`Session` goes into a backend's ``train_many``. The training loop
+
+* asks :meth:`Session.should_stop` between compiled chunks of updates (JAX: a compiled call
+  cannot be interrupted) or between updates (torch); when it says yes, the loop saves a
+  checkpoint and raises :class:`TrainingStopped`;
+* saves a checkpoint at the start, whenever :meth:`Session.due` (at most every
+  ``every_seconds``, at chunk boundaries), at a stop and at the end of training;
+* checks the loss, the gradients (or the optimizer moments built from them) and the weights,
+  and raises :class:`TrainingError` naming the update when one is not finite, without saving:
+  the last checkpoint, which was checked, stays the last good one.
+
+What the arrays are is the backend's business (flat, stably named arrays, no pickle); the
+session owns where and when they are written, and the progress record that goes with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reinforce.checkpoint import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    TrainingCheckpoint,
+    save_checkpoint,
+    update_progress,
+)
+
+#: Seconds between periodic checkpoints unless told otherwise (``--checkpoint-every``).
+DEFAULT_CHECKPOINT_SECONDS = 60.0
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, gradient or weight); the message says where."""
+
+
+class TrainingStopped(Exception):
+    """Training stopped early with a checkpoint saved (Ctrl-C, or ``--stop-after``)."""
+
+    def __init__(self, message: str, by_signal: bool):
+        super().__init__(message)
+        self.by_signal = by_signal
+
+
+class StopFlag:
+    """Set by the SIGINT handler (or a test); read by the training loop between updates."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+@contextmanager
+def stop_on_sigint(flag: StopFlag | None = None) -> Iterator[StopFlag]:
+    """While inside, the first Ctrl-C sets ``flag``; a second one ends the process at once.
+
+    The second Ctrl-C gets the operating system's default action (the shell reports exit code
+    130): a Python handler would only run once a compiled JAX call returns, minutes later for
+    big chunks. Files are only ever replaced by a rename, so none is left half-written; the
+    last checkpoint stands. The previous handler is restored on exit. Outside the main thread
+    (where no signal handler can be installed) the flag is only set by hand.
+    """
+    flag = flag or StopFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag.set()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        with suppress(OSError):  # a raw write: safe even while the main thread prints
+            os.write(2, b"\nreinforce: stopping after the updates in progress to save a "
+                        b"checkpoint (Ctrl-C again to quit at once, keeping the last one)\n")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a run's ``config.json`` that a checkpoint must agree with."""
+    keys = ("env_id", "backend", "observation_size", "num_actions", "hidden_sizes", "runs",
+            "train")
+    return json.loads(json.dumps({k: config.get(k) for k in keys}))
+
+
+@dataclass
+class Session:
+    """Where and when a training loop checkpoints, and whether it should stop.
+
+    ``total_updates`` counts updates the way the progress bar does: all runs together for JAX
+    (they train side by side), the sum over runs for torch (one after the other).
+    """
+
+    directory: Path | None  # the checkpoint folder; None: no checkpoints
+    backend: str
+    identity: dict[str, Any]
+    run_names: list[str]  # "seed=0 lr=0.05", for messages
+    total_updates: int
+    every_seconds: float = DEFAULT_CHECKPOINT_SECONDS
+    stop_after: int | None = None  # stop once this many (total) updates are done
+    stop_flag: StopFlag = field(default_factory=StopFlag)
+    stop_when: Callable[[int], bool] | None = None  # tests: stop when this says so
+    resume: TrainingCheckpoint | None = None
+    resume_command: str = ""
+    wall_offset: float = 0.0  # wall seconds of the training before a resume
+    last_saved: int | None = None  # total updates done at the last checkpoint
+    last_saved_label: str = ""
+    _last_time: float = field(default_factory=time.perf_counter)
+    _start: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        if self.resume is not None and self.last_saved is None:  # the checkpoint resumed from
+            self.last_saved = int(self.resume.progress.get("total_updates_done", 0))
+            self.last_saved_label = str(self.resume.progress.get("at", ""))
+
+    @classmethod
+    def plain(cls, backend: str, seeds: list[int], lrs: list[float], total_updates: int
+              ) -> Session:
+        """No checkpoints, no stops: only the non-finite checks."""
+        names = [f"seed={s} lr={float(lr):g}" for s, lr in zip(seeds, lrs, strict=True)]
+        return cls(None, backend, {}, names, total_updates)
+
+    @classmethod
+    def for_run_folder(cls, path: Path, config: dict[str, Any], total_updates: int,
+                       **kwargs: Any) -> Session:
+        names = [f"seed={r['seed']} lr={float(r['lr']):g}" for r in config["runs"]]
+        resume = kwargs.get("resume")
+        if resume is not None:
+            kwargs.setdefault("wall_offset", float(resume.progress.get("wall_seconds", 0.0)))
+        return cls(Path(path) / CHECKPOINT_DIR, config["backend"], run_identity(config), names,
+                   total_updates, resume_command=f"reinforce train --resume {_quote(path)}",
+                   **kwargs)
+
+    # --- asked by the loop -----------------------------------------------------------------
+
+    def should_stop(self, total_done: int) -> bool:
+        if self.stop_flag.is_set():
+            return True
+        if self.stop_after is not None and total_done >= self.stop_after:
+            return True
+        return self.stop_when is not None and bool(self.stop_when(total_done))
+
+    def due(self) -> bool:
+        return time.perf_counter() - self._last_time >= self.every_seconds
+
+    def wall_seconds(self) -> float:
+        return self.wall_offset + time.perf_counter() - self._start
+
+    def save(self, arrays: Callable[[], dict[str, np.ndarray]], total_done: int, label: str,
+             status: str = "running", **fields: Any) -> None:
+        """Write a checkpoint of ``arrays()`` (called only when there is a checkpoint folder);
+        ``label`` says where training is, e.g. "update 40/100"."""
+        self._last_time = time.perf_counter()
+        if self.directory is None:
+            return
+        progress = {
+            "format": CHECKPOINT_FORMAT,
+            "backend": self.backend,
+            "status": status,
+            "at": label,
+            "total_updates_done": int(total_done),
+            "total_updates": int(self.total_updates),
+            "wall_seconds": round(self.wall_seconds(), 3),
+            **fields,
+            "config": self.identity,
+        }
+        save_checkpoint(self.directory, arrays(), progress)
+        self.last_saved, self.last_saved_label = int(total_done), label
+
+    def stopped(self, label: str) -> TrainingStopped:
+        """The exception to raise once the checkpoint of a stop is saved."""
+        where = f"checkpoint saved in {self.directory}" if self.directory else "no checkpoint"
+        how = f"; resume with: {self.resume_command}" if self.resume_command else ""
+        if self.directory is not None and self.last_saved is not None:
+            update_progress(self.directory,
+                            status="interrupted" if self.stop_flag.is_set() else "stopped")
+        if self.stop_flag.is_set():
+            return TrainingStopped(f"interrupted at {label}; {where}{how}", by_signal=True)
+        return TrainingStopped(f"stopped at {label} as asked; {where}{how}", by_signal=False)
+
+    def non_finite(self, what: str, label: str, run: int) -> TrainingError:
+        """The error for a non-finite value; ``progress.json`` records it, the state is kept."""
+        if self.last_saved is not None and self.directory is not None:
+            kept = (f"the last good checkpoint ({self.last_saved_label}) is kept in "
+                    f"{self.directory.parent}")
+        else:
+            kept = "no checkpoint was written"
+        message = (f"non-finite {what} at {label} (run {self.run_names[run]}); {kept}; "
+                   "try a smaller learning rate (--lr)")
+        if self.directory is not None and self.last_saved is not None:
+            update_progress(self.directory, status="failed", error=message)
+        return TrainingError(message)
+
+    def finished(self) -> None:
+        """Mark ``progress.json`` finished once the run folder's results are all written."""
+        if self.directory is not None and self.last_saved is not None:
+            update_progress(self.directory, status="finished")
+
+
+def check_resumable(checkpoint: TrainingCheckpoint, identity: dict[str, Any],
+                    source: Path | str) -> None:
+    """Refuse a checkpoint of another backend, or one whose run config.json was changed."""
+    progress = checkpoint.progress
+    saved_backend, backend = progress.get("backend"), identity.get("backend")
+    if saved_backend != backend:
+        raise CheckpointError(
+            f"{source} holds {saved_backend} training state but config.json says the run is "
+            f"{backend}; a training state resumes only on the backend that wrote it"
+        )
+    saved = progress.get("config")
+    if not isinstance(saved, dict) or saved != identity:
+        saved = saved if isinstance(saved, dict) else {}
+        diff = [k for k in identity if saved.get(k) != identity[k] and k != "train"]
+        train, saved_train = identity.get("train") or {}, saved.get("train") or {}
+        diff += [f"train.{k}" for k in train if saved_train.get(k) != train[k]]
+        raise CheckpointError(
+            f"config.json no longer matches the checkpoint in {source} "
+            f"({', '.join(diff) or 'config'} differ); restore config.json or train a new run"
+        )
+    for name in ("total_updates_done", "total_updates"):
+        if not isinstance(progress.get(name), int):
+            raise CheckpointError(f"{source}: progress record without {name}")
+
+
+def first_non_finite(named: dict[str, np.ndarray]) -> tuple[str, int] | None:
+    """``(name, run)`` of the first array (leading axis = runs) holding a non-finite value."""
+    for name, value in named.items():
+        value = np.asarray(value)
+        if not np.issubdtype(value.dtype, np.floating):
+            continue
+        bad = ~np.isfinite(value.reshape(value.shape[0], -1)).all(axis=1)
+        if bad.any():
+            return name, int(np.argmax(bad))
+    return None
+
+
+def _quote(path: Path | str) -> str:
+    import shlex
+
+    return shlex.quote(str(path))
