@@ -1,0 +1,268 @@
+"""What each variant trains and how its worker process measures it.
+
+A worker trains one variant (all of its seeds) in a process of its own, so that its peak memory
+and its compilation are its own. It calls the project's public entry points only:
+``reinforce_torch.trainer.train_many``, ``reinforce_jax.trainer.train_many`` (after
+``use_host_cores()``, as the CLI does) and the notebook-style loop of
+:mod:`benchmarks.notebook_loop`; compilation is timed from JAX's monitoring events
+(:class:`CompileClock`), so nothing of the trainers is reproduced here.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from reinforce.config import CERTIFICATION, TrainConfig, preset
+from reinforce.envs import ENV_IDS
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    preset: str
+    backend: str  # "jax" or "torch"
+    default_seeds: int
+    description: str
+    envs: tuple[str, ...] = ENV_IDS
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v for v in (
+        Variant("notebook", "notebook", "torch", 2,
+                "the course's loop: one env, a torch forward per step, one episode per update"),
+        Variant("notebook-gym", "notebook", "torch", 2,
+                "the same loop on gymnasium's own CartPole-v1 (numpy) instead of our env layer",
+                envs=("CartPole-v1",)),
+        Variant("torch", "fast", "torch", 2,
+                "torch backend, train_many (seeds one after the other), episodes batched"),
+        Variant("jax", "fast", "jax", 1, "JAX backend, train_many, one seed"),
+        Variant("jax-seeds", "fast", "jax", 32, "JAX backend, train_many, all seeds at once"),
+    )
+}
+DEFAULT_VARIANTS = ("notebook", "torch", "jax", "jax-seeds")
+BASELINE = "notebook"
+
+#: Training episodes per seed when --budget does not say; None = the preset's own.
+DEFAULT_EPISODES = {"CartPole-v1": None, "Pixelcopter-PLE-v0": 1000}
+#: --quick: training episodes per seed, seeds, evaluation episodes, updates per chunk.
+QUICK = {
+    "episodes": {"CartPole-v1": {"notebook": 20, "notebook-gym": 20, "default": 64},
+                 "Pixelcopter-PLE-v0": {"default": 12}},
+    "seeds": {"jax-seeds": 2, "default": 1},
+    "eval_episodes": 5,
+    "chunk_updates": 2,
+}
+
+
+def variant_config(
+    variant: Variant, env_id: str, episodes: int | None, eval_episodes: int,
+    chunk_updates: int | None = None,
+) -> TrainConfig:
+    """The variant's preset on ``env_id``, with the benchmark's budget (raises ConfigError)."""
+    cfg = preset(variant.preset, env_id)
+    changes: dict[str, Any] = {"n_evaluation_episodes": eval_episodes}
+    if episodes is not None:
+        changes["n_training_episodes"] = episodes
+    if chunk_updates is not None:
+        changes["chunk_updates"] = chunk_updates
+    return cfg.replace(**changes)
+
+
+# --- the worker ----------------------------------------------------------------------------
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (ru_maxrss is KiB on Linux)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024.0 * 1024.0) if sys.platform == "darwin" else rss / 1024.0
+
+
+def _log(name: str, text: str) -> None:
+    print(f"[{name}] {text}", file=sys.stderr, flush=True)
+
+
+def run_notebook(cfg: TrainConfig, seeds: list[int], device: str, gym_native: bool,
+                 name: str) -> dict[str, Any]:
+    import torch
+
+    from benchmarks import notebook_loop
+
+    torch.set_num_threads(1)  # as the CLI does for torch: threads cost more than they give
+    runs = []
+    for i, seed in enumerate(seeds):
+        def progress(done: int, ret: float, seed=seed) -> None:
+            if done % 250 == 0:
+                _log(name, f"seed {seed}: episode {done}/{cfg.n_training_episodes}")
+
+        start = time.perf_counter()
+        result = notebook_loop.train(cfg, seed, device, progress, native_gym=gym_native)
+        eval_returns = notebook_loop.evaluate(result, cfg, cfg.n_evaluation_episodes,
+                                              seed + 10_000)
+        finished = time.perf_counter() - start
+        runs.append({
+            "seed": seed, "clock": i, "episodic_return": result.episodic_return,
+            "env_steps": result.episode_length, "padded_steps": [0] * len(result.wall),
+            "wall": result.wall, "finished_s": finished, "eval_returns": eval_returns.tolist(),
+            "clock_start": start,
+        })
+    return {"runs": runs, "device": str(torch.device(device))}
+
+
+def run_torch(cfg: TrainConfig, seeds: list[int], name: str) -> dict[str, Any]:
+    import torch
+
+    from reinforce_torch.trainer import train_many
+
+    torch.set_num_threads(1)  # as the CLI does for the torch backend
+    runs = []
+    for i, seed in enumerate(seeds):
+        # One call per seed: the same as one call with every seed (runs are trained one after
+        # the other either way), but each run's wall clock then starts at 0.
+        start = time.perf_counter()
+        _, metrics, wall, eval_returns = train_many(cfg, [seed], [cfg.lr])
+        finished = time.perf_counter() - start
+        m = metrics[0]
+        runs.append({
+            "seed": seed, "clock": i, "episodic_return": m["episodic_return"].tolist(),
+            "env_steps": m["env_steps"].tolist(), "padded_steps": m["padded_steps"].tolist(),
+            "wall": wall[0].tolist(), "finished_s": finished,
+            "eval_returns": eval_returns[0].tolist(), "clock_start": start,
+        })
+        _log(name, f"seed {seed}: {finished:.1f} s")
+    # The torch trainer has no device option: it always runs on the CPU.
+    return {"runs": runs, "device": "cpu"}
+
+
+def run_jax(cfg: TrainConfig, seeds: list[int], name: str) -> dict[str, Any]:
+    import jax
+
+    from reinforce_jax.trainer import train_many
+
+    start = time.perf_counter()
+    result = train_many(cfg, seeds, [cfg.lr] * len(seeds))
+    finished = time.perf_counter() - start
+    _log(name, f"{len(seeds)} seed(s): {finished:.1f} s")
+    m = result.metrics
+    wall = [float(w) for w in result.wall]
+    runs = [{
+        "seed": seed, "clock": 0, "episodic_return": m.episodic_return[i].tolist(),
+        "env_steps": m.env_steps[i].tolist(), "padded_steps": m.padded_steps[i].tolist(),
+        "wall": wall, "finished_s": finished, "eval_returns": result.eval_returns[i].tolist(),
+        "clock_start": start,
+    } for i, seed in enumerate(seeds)]
+    return {"runs": runs, "device": str(jax.devices()[0].platform),
+            "jax_devices": [str(d) for d in jax.devices()]}
+
+
+class CompileClock:
+    """Wall time JAX spends tracing, lowering and compiling, from its monitoring events.
+
+    JAX reports the duration of every jaxpr trace, MLIR lowering and backend compile when it
+    ends; the clock keeps them as time intervals and measures their union (nested traces are
+    counted once). This sees what ``train_many`` compiles without reproducing it, and also the
+    env and returns functions the eager variants call through JAX.
+    """
+
+    EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+              "/jax/core/compile/jaxpr_to_mlir_module_duration",
+              "/jax/core/compile/backend_compile_duration")
+
+    def __init__(self) -> None:
+        import jax.monitoring
+
+        self.intervals: list[tuple[float, float]] = []
+        jax.monitoring.register_event_duration_secs_listener(self._record)
+
+    def _record(self, event: str, duration: float, **_: Any) -> None:
+        if event in self.EVENTS:
+            now = time.perf_counter()
+            self.intervals.append((now - float(duration), now))
+
+    def seconds(self, lo: float = float("-inf"), hi: float = float("inf")) -> float:
+        """Length of the union of the recorded intervals within ``[lo, hi]``."""
+        total, reach = 0.0, lo
+        for a, b in sorted(self.intervals):
+            a, b = max(a, reach), min(b, hi)
+            if b > a:
+                total += b - a
+                reach = b
+        return total
+
+
+def gpu_peak_mib(backend: str, device: str) -> float | None:
+    """Peak accelerator memory of the worker, MiB, where the framework reports it."""
+    if device in ("cpu", "") or not device:
+        return None
+    if backend == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+        return None if peak is None else peak / 2**20
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return None
+
+
+def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train one variant, all its seeds, and return its measurements and summary."""
+    ready = time.time()
+    variant = VARIANTS[spec["variant"]]
+    cfg = TrainConfig.from_dict(spec["config"])
+    seeds = [int(s) for s in spec["seeds"]]
+    if variant.backend == "jax":
+        # As the CLI does before JAX starts: on a CPU, every core is a device (runs spread
+        # over them); nothing changes on a GPU.
+        from reinforce_jax import trainer as jax_trainer
+
+        if hasattr(jax_trainer, "use_host_cores") and spec["device"] == "cpu":
+            jax_trainer.use_host_cores()
+    from benchmarks import stats
+
+    clock = CompileClock()
+    start = time.perf_counter()
+    if variant.name.startswith("notebook"):
+        raw = run_notebook(cfg, seeds, "cuda" if spec["device"] == "gpu" else "cpu",
+                           variant.name == "notebook-gym", variant.name)
+    elif variant.backend == "torch":
+        raw = run_torch(cfg, seeds, variant.name)
+    else:
+        raw = run_jax(cfg, seeds, variant.name)
+    end = time.perf_counter()
+    peak = peak_rss_mib()
+
+    # Compilation inside the training part of each clock (runs sharing a clock count once).
+    windows = {run["clock"]: (run["clock_start"], run["clock_start"] + run["wall"][-1])
+               for run in raw["runs"]}
+    compile_train = sum(clock.seconds(a, b) for a, b in windows.values())
+    summary = stats.summarize(
+        {"batch_episodes": 1 if variant.name.startswith("notebook") else cfg.batch_episodes,
+         "chunk_updates": cfg.chunk_updates, "runs": raw["runs"],
+         "compile_train_s": compile_train},
+        CERTIFICATION[cfg.env_id],
+    )
+    out = {
+        "variant": variant.name,
+        "description": variant.description,
+        "backend": variant.backend,
+        "preset": variant.preset,
+        "device": raw["device"],
+        "config": cfg.to_dict(),
+        "episodes_per_seed": cfg.n_training_episodes,
+        "startup_s": ready - float(spec.get("spawned_at", ready)),
+        "wall_s": end - start,
+        "compile_s": clock.seconds(start, end),
+        "peak_rss_mib": peak,
+        "gpu_peak_mib": gpu_peak_mib(variant.backend, raw["device"]),
+        **summary,
+    }
+    out["eval_s"] = max(0.0, out["wall_s"] - summary["train_s"])
+    if "jax_devices" in raw:
+        out["jax_devices"] = raw["jax_devices"]
+    return out

@@ -1,0 +1,182 @@
+"""``python -m benchmarks.compare``: the quick run end to end, its numbers, its options."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import compare, report, stats
+from benchmarks.variants import DEFAULT_VARIANTS, CompileClock
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compare", "--quick", "--out-dir", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = sorted(out.iterdir())
+    (json_path,) = [f for f in files if f.suffix == ".json"]
+    return json.loads(json_path.read_text()), json_path, proc.stdout
+
+
+def test_quick_run_writes_every_variant_with_sane_numbers(quick_run):
+    results, path, stdout = quick_run
+    assert results["schema"] == compare.SCHEMA
+    assert results["quick"] is True and results["env_id"] == "CartPole-v1"
+    assert results["baseline"] == "notebook"
+    assert list(results["variants"]) == list(DEFAULT_VARIANTS)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-.+-quick", path.stem)
+    machine = results["machine"]
+    assert machine["cpu_count"] >= 1 and machine["versions"]["jax"] and machine["jax_devices"]
+    for name, v in results["variants"].items():
+        n = v["n_seeds"]
+        assert n == len(v["seeds"]) == len(v["per_seed"]) >= 1, name
+        assert v["env_steps"] > 0 and v["padded_steps"] >= 0, name
+        assert v["steps_per_s"] > 0 and v["steps_per_s_excl_compile"] >= v["steps_per_s"], name
+        assert 0 < v["train_s"] <= v["wall_s"] and v["eval_s"] >= 0, name
+        assert 0 <= v["compile_s"] <= v["wall_s"] and v["compile_train_s"] <= v["compile_s"]
+        assert v["peak_rss_mib"] > 0 and v["startup_s"] >= 0, name
+        assert v["updates"] == sum(s["updates"] for s in v["per_seed"]) > 0, name
+        assert v["env_steps"] == sum(s["env_steps"] for s in v["per_seed"]), name
+        assert 0 <= v["certified"] <= n and v["time_to_threshold_s"]["reached"] <= n
+        for s in v["per_seed"]:
+            ev = s["eval"]
+            assert ev["n_episodes"] == 5, name  # --quick evaluates 5 episodes per seed
+            assert math.isclose(ev["score"], ev["mean_reward"] - ev["std_reward"])
+            assert ev["mean_reward"] >= 1  # CartPole: every episode earns at least 1
+            assert len(s["curve"]["wall"]) == len(s["curve"]["return"]) > 0
+        assert set(v["ratios"]) == {"steps_per_s", "steps_per_s_excl_compile",
+                                    "wall_per_seed", "time_to_threshold"}
+    nb = results["variants"]["notebook"]
+    assert nb["ratios"]["steps_per_s"] == pytest.approx(1.0)
+    assert nb["padded_steps"] == 0 and nb["updates"] == nb["episodes_per_seed"]
+    # The JAX backend spends most of a quick run compiling, and JAX reports it.
+    assert results["variants"]["jax"]["compile_s"] > 0.5
+    assert results["variants"]["jax-seeds"]["n_seeds"] == 2
+    # The terminal shows the same table as the markdown, from the same numbers.
+    for row in report.speed_rows(results)[1]:
+        assert row[0] in stdout and row[5] in stdout
+
+
+def test_quick_run_writes_markdown_and_plot_that_match_the_json(quick_run):
+    results, path, _ = quick_run
+    md = path.with_suffix(".md").read_text()
+    for rows in (report.speed_rows, report.score_rows, report.readme_rows):
+        assert report.markdown_table(*rows(results)) in md
+    assert path.with_suffix(".png").name in md
+    png = path.with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    # --render rebuilds the same markdown from the JSON alone.
+    before = md
+    assert compare.main(["--render", str(path)]) == 0
+    assert path.with_suffix(".md").read_text() == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--env", "MountainCar-v0"], "unknown env"),
+    (["--variants", "notebook,tensorflow"], "unknown variant"),
+    (["--variants", "notebook-gym", "--env", "Pixelcopter-PLE-v0"], "CartPole-v1 only"),
+    (["--seeds", "0"], "at least 1"),
+    (["--seeds", "torch=x"], "positive integer"),
+    (["--budget", "jax=8"], "batch_episodes"),
+    (["--budget", "bogus=3"], "unknown variant"),
+    (["--device", "tpu"], "cpu or gpu"),
+    (["--eval-episodes", "-1"], "at least 1"),
+    (["--no-such-option"], "unrecognized"),
+])
+def test_bad_options_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    assert compare.main([*argv, "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and err.startswith("benchmarks.compare:")
+    assert not any(tmp_path.iterdir())
+
+
+def test_gpu_without_a_gpu_is_a_usage_error(capsys, tmp_path):
+    seen = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.cuda.is_available())"],
+        capture_output=True, text=True,
+    ).stdout.strip()
+    if seen == "True":
+        pytest.skip("this machine has a GPU")
+    assert compare.main(["--device", "gpu", "--quick", "--out-dir", str(tmp_path)]) == 2
+    assert "sees a GPU" in capsys.readouterr().err
+
+
+def test_plan_defaults_and_overrides():
+    args = compare.build_parser().parse_args([])
+    plan = {p["variant"]: p for p in compare.make_plan(args)}
+    assert list(plan) == list(DEFAULT_VARIANTS)
+    assert [len(plan[v]["seeds"]) for v in DEFAULT_VARIANTS] == [2, 2, 1, 32]
+    assert plan["notebook"]["config"]["batch_episodes"] == 1
+    assert plan["notebook"]["config"]["n_training_episodes"] == 1000
+    assert plan["jax"]["config"]["n_training_episodes"] == 1600
+    assert all(p["config"]["n_evaluation_episodes"] == 100 for p in plan.values())
+    args = compare.build_parser().parse_args(
+        ["--seeds", "8", "--budget", "320,notebook=50", "--variants", "notebook,jax-seeds",
+         "--env", "Pixelcopter-PLE-v0"])
+    plan = {p["variant"]: p for p in compare.make_plan(args)}
+    assert list(plan) == ["notebook", "jax-seeds"] and len(plan["jax-seeds"]["seeds"]) == 8
+    assert plan["notebook"]["config"]["n_training_episodes"] == 50
+    assert plan["jax-seeds"]["config"]["n_training_episodes"] == 320
+    assert plan["jax-seeds"]["config"]["env_id"] == "Pixelcopter-PLE-v0"
+
+
+def test_rolling_window_and_time_to_threshold():
+    r = np.array([0, 0, 10, 10, 10, 10], float)
+    assert stats.rolling_mean(r, 2).tolist() == [0, 0, 5, 10, 10, 10]
+    wall = np.arange(1, 7, dtype=float)
+    assert stats.time_to_threshold(r, wall, 2, 10) == 4.0
+    assert stats.time_to_threshold(r, wall, 2, 11) is None
+    # A window that is not yet full never counts.
+    assert stats.time_to_threshold(np.array([20.0, 0.0]), np.array([1.0, 2.0]), 3, 5) is None
+    assert stats.window_updates(1) == 100 and stats.window_updates(16) == 7
+
+
+def test_summarize_counts_each_shared_clock_once():
+    def run(seed, clock, wall):
+        return {"seed": seed, "clock": clock, "episodic_return": [1.0, 3.0],
+                "env_steps": [10, 30], "padded_steps": [5, 0], "wall": wall,
+                "finished_s": wall[-1] + 1, "eval_returns": [2.0, 4.0]}
+
+    together = stats.summarize({"batch_episodes": 100, "chunk_updates": 1,
+                                "runs": [run(0, 0, [1.0, 2.0]), run(1, 0, [1.0, 2.0])],
+                                "compile_train_s": 1.0}, threshold=2.0)
+    assert together["train_s"] == 2.0 and together["env_steps"] == 80
+    assert together["steps_per_s"] == 40.0 and together["steps_per_s_excl_compile"] == 80.0
+    assert together["eval"]["score_median"] == 2.0 and together["certified"] == 2
+    assert together["time_to_threshold_s"] == {"median": 2.0, "reached": 2, "window_updates": 1}
+    apart = stats.summarize({"batch_episodes": 100, "chunk_updates": 1,
+                             "runs": [run(0, 0, [1.0, 2.0]), run(1, 1, [1.0, 2.0])]}, 2.0)
+    assert apart["train_s"] == 4.0 and apart["steps_per_s"] == 20.0
+    ratios = stats.ratios({**together, "wall_s": 4.0}, {**apart, "wall_s": 8.0})
+    assert ratios["steps_per_s"] == 2.0 and ratios["wall_per_seed"] == 2.0
+    assert ratios["time_to_threshold"] == 1.0
+
+
+def test_compile_clock_counts_nested_intervals_once():
+    clock = CompileClock.__new__(CompileClock)
+    clock.intervals = [(0.0, 4.0), (1.0, 2.0), (3.0, 6.0), (10.0, 11.0)]
+    assert clock.seconds() == 7.0
+    assert clock.seconds(5.0, 10.5) == 1.5
+
+
+def test_readme_table_matches_the_results_file_it_cites():
+    readme = (REPO / "README.md").read_text()
+    cited = re.findall(r"benchmarks/results/([\w.-]+\.json)", readme)
+    if not cited:
+        pytest.skip("the README cites no benchmark results file yet")
+    for name in cited:
+        results = json.loads((REPO / "benchmarks" / "results" / name).read_text())
+        assert report.markdown_table(*report.readme_rows(results)) in readme, name
