@@ -125,9 +125,13 @@ PRESETS: dict[str, dict[str, TrainConfig]] = {
             n_training_episodes=1600, max_t=500, batch_episodes=16, lr_decay=True,
             chunk_updates=10,
         ),
+        # Not yet certifying (score >= 5 on 100 episodes): seed 0 scores 4.3 (JAX, mean 31.8,
+        # std 27.5) and -2.2 (torch, mean 38.9, std 41.1) after 40000 episodes; the return is
+        # still rising when the lr reaches 0.
         "Pixelcopter-PLE-v0": TrainConfig(
-            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=1e-4, gamma=0.99,
-            n_training_episodes=50000, max_t=10000, batch_episodes=1, chunk_updates=500,
+            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=3e-4, gamma=0.99,
+            n_training_episodes=40000, max_t=10000, batch_episodes=4, lr_decay=True,
+            chunk_updates=500,
         ),
     },
 }
