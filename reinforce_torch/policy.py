@@ -65,14 +65,14 @@ class Policy(nn.Module):
         }
 
     def save_pretrained(self, directory: str | Path, extra_config: dict | None = None) -> Path:
-        from safetensors.torch import save_file
+        from reinforce.checkpoint import atomic_write_text, save_weights
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()},
-                  str(directory / WEIGHTS_NAME))
+        save_weights(directory / WEIGHTS_NAME,
+                     {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()})
         config = {**self.architecture(), **(extra_config or {})}
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))
+        atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2))
         return directory
 
     @classmethod
