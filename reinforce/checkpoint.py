@@ -42,6 +42,14 @@ def _umask() -> int:
     return mask
 
 
+def make_writable_dir(path: Path) -> None:
+    """Create ``path`` if needed and check a file can be written there (``OSError`` if not)."""
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / ".write-test"
+    probe.write_text("")
+    probe.unlink()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 

@@ -20,6 +20,7 @@ from reinforce.checkpoint import (
     CheckpointError,
     TrainingCheckpoint,
     load_checkpoint,
+    make_writable_dir,
     read_json,
 )
 from reinforce.config import (
@@ -217,10 +218,7 @@ def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
         raise UsageError(f"output folder {path} already exists and is not empty; "
                          "choose another --out")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        make_writable_dir(path)
     except OSError as exc:
         raise UsageError(f"cannot write to output folder {path}: {exc.strerror}") from None
     return path

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reinforce.checkpoint import CHECKPOINT_DIR, CheckpointError
+from reinforce.checkpoint import CHECKPOINT_DIR, CheckpointError, make_writable_dir
 from reinforce.config import CERTIFICATION
 from reinforce.evaluate import EvalResult, certification_line, evaluate_run
 from reinforce.runs import BACKENDS, RunFolder
@@ -134,10 +134,7 @@ def check_out_dir(path: Path) -> Path:
                            f"({', '.join(foreign[:3])}); choose an empty or new folder",
                            exit_code=2)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        make_writable_dir(path)
     except OSError as exc:
         raise HubError(f"cannot write to {path}: {exc.strerror}", exit_code=2) from None
     return path

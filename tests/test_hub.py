@@ -4,8 +4,6 @@ every error, without network."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -14,54 +12,28 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import jax
 import numpy as np
 import pytest
 import torch
 from huggingface_hub import HfApi, metadata_load
 from huggingface_hub.utils import HfHubHTTPError
+from run_folders import run_main
+from run_folders import write_run as _write_run
 
-from reinforce.cli import main
-from reinforce.config import preset
 from reinforce.envs import ENV_IDS, make
 from reinforce.hub import HUB_FILES, TAGS, torch_policy
-from reinforce.runs import RunFolder, RunSpec
+from reinforce.runs import RunFolder
 from reinforce_torch.policy import Policy
+
+
+def write_run(path, env_id, backend, seed=0):
+    return _write_run(path, env_id, backend, seed, evaluated=True)
+
 
 FAKE_TOKEN = "hf_FakeTokenForTests0123456789abcdef"
 EVAL = ["--episodes", "5", "--seed", "7"]
 COMBOS = [(env_id, backend) for env_id in ENV_IDS for backend in ("jax", "torch")]
 IDS = [f"{env_id}-{backend}" for env_id, backend in COMBOS]
-
-
-def write_run(path: Path, env_id: str, backend: str, seed: int = 0) -> RunFolder:
-    """A finished run folder with freshly initialised weights of the given backend."""
-    cfg = preset("fast", env_id).replace(n_training_episodes=2, batch_episodes=1, max_t=200,
-                                         n_evaluation_episodes=5)
-    env, _ = make(env_id)
-    folder = RunFolder(path, cfg, backend, [RunSpec(seed, cfg.lr)], env.observation_size,
-                       env.num_actions)
-    folder.write_config()
-    if backend == "jax":
-        from reinforce_jax.export import to_torch_state
-        from reinforce_jax.policy import init_params, make_policy
-
-        policy = make_policy(cfg.hidden_sizes, env.num_actions)
-        state = to_torch_state(init_params(policy, jax.random.key(seed), env.observation_size))
-    else:
-        torch.manual_seed(seed)
-        policy = Policy(env.observation_size, env.num_actions, cfg.hidden_sizes)
-        state = {k: v.detach().numpy().copy() for k, v in policy.state_dict().items()}
-    folder.write_weights([state], 0)
-    folder.write_eval([{"mean_reward": 0.0, "std_reward": 0.0, "score": 0.0}], 0.1, 5)
-    return folder
-
-
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 def error_line(err: str) -> str:

@@ -3,58 +3,24 @@ frames that show something, Pixelcopter enlarged, the --max-frames cap, and bad 
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import gymnasium
 import imageio.v2 as imageio
-import jax
 import numpy as np
 import pytest
 import torch
+from run_folders import run_main, write_run
 
 import reinforce  # noqa: F401  (registers the gymnasium ids)
-from reinforce.cli import main
-from reinforce.config import preset
-from reinforce.envs import make
 from reinforce.hub import torch_policy
-from reinforce.runs import RunFolder, RunSpec
+from reinforce.runs import RunFolder
 from reinforce.video import upscale
-from reinforce_torch.policy import Policy
 
 #: decoding starts ffmpeg (fork + exec at once), which JAX warns about
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 #: gymnasium ids of our own envs (``CartPole-v1`` alone is gymnasium's implementation)
 GYM_IDS = {"CartPole-v1": "reinforce/CartPole-v1", "Pixelcopter-PLE-v0": "Pixelcopter-PLE-v0"}
-
-
-def write_run(path: Path, env_id: str, backend: str, seed: int = 0) -> RunFolder:
-    """A finished run folder with freshly initialised weights of the given backend."""
-    cfg = preset("fast", env_id).replace(n_training_episodes=2, batch_episodes=1, max_t=200)
-    env, _ = make(env_id)
-    folder = RunFolder(path, cfg, backend, [RunSpec(seed, cfg.lr)], env.observation_size,
-                       env.num_actions)
-    folder.write_config()
-    if backend == "jax":
-        from reinforce_jax.export import to_torch_state
-        from reinforce_jax.policy import init_params, make_policy
-
-        policy = make_policy(cfg.hidden_sizes, env.num_actions)
-        state = to_torch_state(init_params(policy, jax.random.key(seed), env.observation_size))
-    else:
-        torch.manual_seed(seed)
-        policy = Policy(env.observation_size, env.num_actions, cfg.hidden_sizes)
-        state = {k: v.detach().numpy().copy() for k, v in policy.state_dict().items()}
-    folder.write_weights([state], 0)
-    return folder
-
-
-def run_main(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 def decode(path: Path) -> list[np.ndarray]:

@@ -1,0 +1,50 @@
+"""Helpers of the tests that need a run folder without training one."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import jax
+import torch
+
+from reinforce.cli import main
+from reinforce.config import preset
+from reinforce.envs import make
+from reinforce.runs import RunFolder, RunSpec
+from reinforce_torch.policy import Policy
+
+
+def write_run(path: Path, env_id: str, backend: str, seed: int = 0,
+              evaluated: bool = False) -> RunFolder:
+    """A finished run folder with freshly initialised weights of the given backend (and an
+    ``eval.json`` of zeros when ``evaluated``)."""
+    cfg = preset("fast", env_id).replace(n_training_episodes=2, batch_episodes=1, max_t=200,
+                                         n_evaluation_episodes=5)
+    env, _ = make(env_id)
+    folder = RunFolder(path, cfg, backend, [RunSpec(seed, cfg.lr)], env.observation_size,
+                       env.num_actions)
+    folder.write_config()
+    if backend == "jax":
+        from reinforce_jax.export import to_torch_state
+        from reinforce_jax.policy import init_params, make_policy
+
+        policy = make_policy(cfg.hidden_sizes, env.num_actions)
+        state = to_torch_state(init_params(policy, jax.random.key(seed), env.observation_size))
+    else:
+        torch.manual_seed(seed)
+        policy = Policy(env.observation_size, env.num_actions, cfg.hidden_sizes)
+        state = {k: v.detach().numpy().copy() for k, v in policy.state_dict().items()}
+    folder.write_weights([state], 0)
+    if evaluated:
+        folder.write_eval([{"mean_reward": 0.0, "std_reward": 0.0, "score": 0.0}], 0.1, 5)
+    return folder
+
+
+def run_main(argv: list[str]) -> tuple[int, str, str]:
+    """``reinforce ARGV`` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
