@@ -158,11 +158,13 @@ def markdown(results: dict[str, Any], png_name: str | None) -> str:
     for name, v in results["variants"].items():
         cfg = v["config"]
         decay = " decaying to 0" if cfg["lr_decay"] else ""
+        baseline = cfg.get("baseline", "none")
+        baseline = f", baseline {baseline}" if baseline != "none" else ""
         parts.append(
             f"- **{name}**: {v['description']}. Preset `{v['preset']}`: hidden "
             f"{tuple(cfg['hidden_sizes'])}, lr {cfg['lr']:g}{decay}, "
             f"gamma {cfg['gamma']:g}, {cfg['batch_episodes']} episode(s) per update, "
-            f"max_t {cfg['max_t']}, seeds {', '.join(map(str, v['seeds']))}."
+            f"max_t {cfg['max_t']}{baseline}, seeds {', '.join(map(str, v['seeds']))}."
         )
     parts += ["", "## Definitions", ""]
     parts += [f"- `{k}`: {text}" for k, text in results["definitions"].items()]

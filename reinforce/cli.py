@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--episodes", type=int, default=None, help=help_of("n_training_episodes"))
     train.add_argument("--batch-episodes", type=int, default=None, help=help_of("batch_episodes"))
     train.add_argument("--max-t", type=int, default=None, help=help_of("max_t"))
+    train.add_argument("--baseline", default=None, help=help_of("baseline"))
     train.add_argument("--hidden", type=_int_list, default=None,
                        help=help_of("hidden_sizes") + ", e.g. 16 or 64,128")
     train.add_argument("--eval-episodes", type=int, default=None,
@@ -197,6 +198,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[float]
         "max_t": args.max_t,
         "hidden_sizes": args.hidden,
         "n_evaluation_episodes": args.eval_episodes,
+        "baseline": args.baseline,
     }
     lrs = args.lr if args.lr is not None else [cfg.lr]
     overrides["lr"] = lrs[0]
@@ -226,7 +228,7 @@ def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
 
 #: The options that define a run; --resume takes them all from the run's config.json.
 TRAIN_SETTINGS = ("env", "backend", "preset", "seed", "seeds", "out", "lr", "gamma", "episodes",
-                  "batch_episodes", "max_t", "hidden", "eval_episodes")
+                  "batch_episodes", "max_t", "hidden", "eval_episodes", "baseline")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -80,9 +80,10 @@ def evaluate_run(folder, backend: str, n_episodes: int, seed: int) -> EvalResult
         import jax
 
         from reinforce_jax.export import from_torch_state
-        from reinforce_jax.trainer import Trainer
+        from reinforce_jax.trainer import Trainer, compiler_options
 
-        evaluate = jax.jit(Trainer(cfg).evaluate, static_argnums=2)
+        evaluate = jax.jit(Trainer(cfg).evaluate, static_argnums=2,
+                           compiler_options=compiler_options())
         returns = evaluate(from_torch_state(state), jax.random.key(seed), n_episodes)
     else:
         import torch

@@ -19,6 +19,10 @@ import numpy as np
 #: The normalization's epsilon, the float32 machine epsilon (as the course uses).
 EPS = float(np.finfo(np.float32).eps)
 
+#: What is subtracted from the reward-to-go before the normalization: ``"none"`` (the course's
+#: REINFORCE) or ``"time"`` (:func:`time_baseline`).
+BASELINES = ("none", "time")
+
 
 @jax.jit
 def discounted_returns(
@@ -62,11 +66,39 @@ def normalize(returns: jax.Array, valid: jax.Array, axis=None) -> jax.Array:
     return (returns - mean) / (std + EPS) * valid
 
 
+@jax.jit
+def time_baseline(returns: jax.Array, valid: jax.Array) -> jax.Array:
+    """Leave-one-out baseline of a batch of episodes that all start at row 0, ``[..., T, B]``.
+
+    ``b[t, i]`` is the mean reward-to-go at step ``t`` of the *other* episodes ``j != i`` still
+    running at step ``t`` (0 when there are none). It depends on the other episodes only, so
+    subtracting it leaves the policy gradient unbiased while removing what all episodes share:
+    on CartPole, where every return-to-go of a 500-step episode is ``500 - t``, the plain
+    normalized returns push late actions down just for being late, even in perfect episodes;
+    with this baseline a batch of equal episodes gives no gradient at all.
+    """
+    valid = jnp.asarray(valid, returns.dtype)
+    returns = returns * valid
+    total = returns.sum(axis=-1, keepdims=True)
+    count = valid.sum(axis=-1, keepdims=True)
+    return (total - returns) / jnp.maximum(count - valid, 1.0) * valid
+
+
 def reward_to_go(
-    rewards: jax.Array, dones: jax.Array, valid: jax.Array, gamma: float, normalized: bool = True
+    rewards: jax.Array, dones: jax.Array, valid: jax.Array, gamma: float, normalized: bool = True,
+    baseline: str = "none",
 ) -> jax.Array:
-    """The returns a REINFORCE update weighs its log-probabilities with."""
-    returns = discounted_returns(rewards, dones, gamma)
+    """The returns a REINFORCE update weighs its log-probabilities with: the discounted
+    reward-to-go, less the baseline, normalized (if asked); 0 on invalid steps."""
+    return weigh(discounted_returns(rewards, dones, gamma), valid, normalized, baseline)
+
+
+def weigh(returns: jax.Array, valid: jax.Array, normalized: bool, baseline: str) -> jax.Array:
+    """The last two steps of :func:`reward_to_go`, for returns computed in time chunks."""
+    if baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+    if baseline == "time":
+        returns = returns - time_baseline(returns, valid)
     return normalize(returns, valid) if normalized else returns * jnp.asarray(valid, returns.dtype)
 
 
@@ -84,6 +116,19 @@ def discounted_returns_reference(rewards, dones, gamma) -> np.ndarray:
                 running = 0.0
             running = rewards[t, b] + gamma * running
             out[t, b] = running
+    return out
+
+
+def time_baseline_reference(returns, valid) -> np.ndarray:
+    returns = np.asarray(returns, dtype=np.float64)
+    valid = np.asarray(valid, dtype=bool)
+    out = np.zeros_like(returns)
+    n_steps, n_episodes = returns.shape
+    for t in range(n_steps):
+        for i in range(n_episodes):
+            others = [returns[t, j] for j in range(n_episodes) if j != i and valid[t, j]]
+            if valid[t, i] and others:
+                out[t, i] = sum(others) / len(others)
     return out
 
 

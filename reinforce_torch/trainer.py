@@ -71,8 +71,10 @@ def _pad_time(x: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([x, np.zeros((length - x.shape[0], *x.shape[1:]), x.dtype)])
 
 
-def compute_weights(rollout: Rollout, gamma: float, normalize: bool) -> np.ndarray:
-    """Reward-to-go of every step (normalized if asked), from the shared returns scan.
+def compute_weights(rollout: Rollout, gamma: float, normalize: bool, baseline: str = "none"
+                    ) -> np.ndarray:
+    """Reward-to-go of every step (less the baseline, normalized if asked), from the shared
+    returns layer.
 
     Time is padded to a power of two so the compiled scan sees a handful of shapes only.
     """
@@ -80,7 +82,7 @@ def compute_weights(rollout: Rollout, gamma: float, normalize: bool) -> np.ndarr
     padded = max(16, 1 << (length - 1).bit_length())
     G = returns.reward_to_go(
         _pad_time(rollout.rewards, padded), _pad_time(rollout.dones, padded),
-        _pad_time(rollout.valid, padded), gamma, normalize,
+        _pad_time(rollout.valid, padded), gamma, normalize, baseline,
     )
     return np.array(G[:length])
 
@@ -115,7 +117,8 @@ class Trainer:
     def update(self) -> dict[str, float]:
         """One REINFORCE update: collect -> returns -> update."""
         rollout = collect(self.env, self.policy, self.horizon, self.generator)
-        weights = compute_weights(rollout, self.cfg.gamma, self.cfg.normalize_returns)
+        weights = compute_weights(rollout, self.cfg.gamma, self.cfg.normalize_returns,
+                                  self.cfg.baseline)
         loss = reinforce_loss(
             self.policy, torch.from_numpy(rollout.obs), torch.from_numpy(rollout.actions),
             torch.from_numpy(weights), torch.from_numpy(rollout.valid), self.env.n,

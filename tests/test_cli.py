@@ -56,6 +56,8 @@ BAD = [
     (["train", "--episodes", "0"], "must be at least 1"),
     (["train", "--hidden", "0"], "hidden sizes must be positive"),
     (["train", "--preset", "nope"], "unknown preset"),
+    (["train", "--baseline", "mean"], "unknown baseline 'mean'; choose one of none, time"),
+    (["train", "--baseline", "time", "--batch-episodes", "1"], "needs batch_episodes >= 2"),
     (["evaluate", "/nonexistent/run"], "no run folder"),
     (["frobnicate"], "invalid choice"),
 ]
@@ -119,6 +121,7 @@ BAD_MORE = [
     (["train", "--resume", "{run}", "--env", "CartPole-v1"], "drop --env"),
     (["train", "--resume", "{run}", "--lr", "0.1"], "drop --lr"),
     (["train", "--resume", "{run}", "--seed", "0"], "drop --seed"),
+    (["train", "--resume", "{run}", "--baseline", "none"], "drop --baseline"),
     (["train", "--resume", "{run}", "--seeds", "2", "--backend", "torch"],
      "drop --backend, --seeds"),
     (["train", "--resume", "{run}", "--out", "{empty}"], "drop --out"),

@@ -199,6 +199,27 @@ def test_both_trainers_compute_the_shared_weights(case_batch):
     np.testing.assert_allclose(torch_w, batch.weights[:T], rtol=RTOL, atol=ATOL)
 
 
+def test_both_trainers_compute_the_shared_weights_with_time_baseline(case_batch):
+    case, batch = case_batch
+    f = batch.flat
+    flat_w = np.asarray(returns.reward_to_go(f.rewards, f.dones, f.valid, case.gamma, True,
+                                             "time"))
+    if case.B == 1:  # no other episode: the baseline is 0 and changes nothing
+        np.testing.assert_allclose(flat_w, batch.weights, rtol=RTOL, atol=ATOL)
+    else:
+        assert not np.allclose(flat_w, batch.weights, atol=1e-3), "the baseline changed nothing"
+    chunked = jt.compute_weights(batch.rollout, batch.n_played, case.gamma, True, "time")
+    np.testing.assert_allclose(np.asarray(chunked).reshape(flat_w.shape), flat_w,
+                               rtol=RTOL, atol=ATOL)
+    T = int(np.asarray(f.valid).any(axis=1).nonzero()[0].max()) + 1
+    torch_rollout = tt.Rollout(
+        obs=np.asarray(f.obs)[:T], actions=np.asarray(f.actions)[:T].astype(np.int64),
+        rewards=np.asarray(f.rewards)[:T], dones=np.asarray(f.dones)[:T],
+        valid=np.asarray(f.valid)[:T])
+    torch_w = tt.compute_weights(torch_rollout, case.gamma, True, "time")
+    np.testing.assert_allclose(torch_w, flat_w[:T], rtol=RTOL, atol=ATOL)
+
+
 def test_log_probs_loss_and_gradients_match(case_batch):
     case, batch = case_batch
     t_logp, t_loss, t_grads = torch_side(case, batch, batch.weights)
@@ -245,9 +266,9 @@ def test_weight_conversion_round_trip():
 # --- one full update: torch Adam vs the JAX trainer's scale_by_adam + lr ----------------------
 
 
-def _update_config(B: int) -> TrainConfig:
+def _update_config(B: int, baseline: str = "none") -> TrainConfig:
     return TrainConfig(env_id="CartPole-v1", hidden_sizes=(16,), lr=1e-2, gamma=0.99,
-                       n_training_episodes=100, batch_episodes=B)
+                       n_training_episodes=100, batch_episodes=B, baseline=baseline)
 
 
 @functools.cache
@@ -259,9 +280,9 @@ def _trainer_rollout() -> tuple[jt.TrainState, jt.Rollout]:
     return state, rollout
 
 
-@pytest.mark.parametrize("B", [1, 4])
-def test_full_updates_give_same_weights(B, monkeypatch):
-    cfg = _update_config(B)
+@pytest.mark.parametrize(("B", "baseline"), [(1, "none"), (4, "none"), (4, "time")])
+def test_full_updates_give_same_weights(B, baseline, monkeypatch):
+    cfg = _update_config(B, baseline)
     j_trainer = jt.Trainer(cfg)
     state, rollout = _trainer_rollout()
     initial = to_torch_state(state.params)

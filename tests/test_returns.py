@@ -158,3 +158,89 @@ def test_jax_chunked_compute_weights_equals_flat(cartpole_rollout, gamma, normal
     G = returns.discounted_returns_reference(flat.rewards, flat.dones, gamma)
     oracle = returns.normalize_reference(G, flat.valid) if normalize else G * flat.valid
     np.testing.assert_allclose(chunked.reshape(want.shape), oracle, rtol=1e-5, atol=1e-5)
+
+
+# --- the time baseline ------------------------------------------------------------------------
+
+
+def _episodes(seed: int, lengths, T: int):
+    """Episodes that all start at row 0, one per column, with random rewards."""
+    rng = np.random.default_rng(seed)
+    lengths = np.asarray(lengths)
+    valid = np.arange(T)[:, None] < lengths[None, :]
+    dones = np.arange(T)[:, None] == (lengths - 1)[None, :]
+    rewards = np.where(valid, rng.normal(size=(T, len(lengths))), 0.0).astype(np.float32)
+    return rewards, dones, valid
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_time_baseline_matches_reference(seed):
+    rewards, dones, valid = _episodes(seed, [40, 7, 1, 40, 23], 44)
+    G = returns.discounted_returns_reference(rewards, dones, 0.99)
+    got = np.asarray(returns.time_baseline(G.astype(np.float32), valid))
+    want = returns.time_baseline_reference(G, valid)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # Rows where only one episode is left: no other episode, baseline 0.
+    assert np.all(got[valid.sum(axis=1) == 1] == 0.0)
+    assert np.all(got[~valid] == 0.0) and np.abs(got[valid]).max() > 0.1
+
+
+def test_time_baseline_by_hand():
+    G = np.array([[3.0, 5.0, 10.0], [2.0, 4.0, 0.0]], np.float32)
+    valid = np.array([[True, True, True], [True, True, False]])
+    want = np.array([[7.5, 6.5, 4.0], [4.0, 2.0, 0.0]])
+    np.testing.assert_allclose(np.asarray(returns.time_baseline(G, valid)), want)
+
+
+def test_time_baseline_uses_only_other_episodes():
+    """Changing episode i's returns changes every baseline but its own."""
+    rewards, dones, valid = _episodes(3, [20, 20, 15, 9], 20)
+    G = returns.discounted_returns_reference(rewards, dones, 1.0).astype(np.float32)
+    before = np.asarray(returns.time_baseline(G, valid))
+    G2 = G.copy()
+    G2[:, 1] += 100.0 * valid[:, 1]
+    after = np.asarray(returns.time_baseline(G2, valid))
+    np.testing.assert_allclose(after[:, 1], before[:, 1], atol=1e-4)
+    assert np.all(np.abs(after - before)[:, [0, 2, 3]][valid[:, [0, 2, 3]]] > 1.0)
+
+
+def test_equal_episodes_give_no_weight_with_time_baseline():
+    """CartPole's perfect batch: every episode 500 steps of reward 1. The course's normalized
+    returns weigh early steps up and late steps down; the time baseline weighs nothing."""
+    T, B = 500, 4
+    rewards = np.ones((T, B), np.float32)
+    dones = np.zeros((T, B), bool)
+    dones[-1] = True
+    valid = np.ones((T, B), bool)
+    plain = np.asarray(returns.reward_to_go(rewards, dones, valid, 1.0, True, "none"))
+    assert plain[0, 0] > 1.5 and plain[-1, 0] < -1.5
+    timed = np.asarray(returns.reward_to_go(rewards, dones, valid, 1.0, True, "time"))
+    np.testing.assert_array_equal(timed, 0.0)
+
+
+@pytest.mark.parametrize("normalized", [True, False])
+def test_reward_to_go_with_time_baseline(normalized):
+    rewards, dones, valid = _episodes(5, [30, 12, 1, 25], 30)
+    got = np.asarray(returns.reward_to_go(rewards, dones, valid, 0.9, normalized, "time"))
+    G = returns.discounted_returns_reference(rewards, dones, 0.9)
+    A = (G - returns.time_baseline_reference(G, valid)) * valid
+    want = returns.normalize_reference(A, valid) if normalized else A
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_baseline_is_refused():
+    rewards, dones, valid = _episodes(0, [3, 2], 3)
+    with pytest.raises(ValueError, match="unknown baseline 'mean'"):
+        returns.reward_to_go(rewards, dones, valid, 1.0, True, "mean")
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_jax_chunked_time_baseline_equals_flat(cartpole_rollout, normalize):
+    rollout, n_played = cartpole_rollout
+    chunked = np.asarray(jax.jit(jt.compute_weights, static_argnums=(2, 3, 4))(
+        rollout, n_played, 0.99, normalize, "time"))
+    flat = rollout.flat()
+    G = returns.discounted_returns_reference(flat.rewards, flat.dones, 0.99)
+    A = (G - returns.time_baseline_reference(G, np.asarray(flat.valid))) * flat.valid
+    oracle = returns.normalize_reference(A, flat.valid) if normalize else A
+    np.testing.assert_allclose(chunked.reshape(oracle.shape), oracle, rtol=1e-5, atol=1e-4)
