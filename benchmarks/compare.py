@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "are 0..N-1")
     p.add_argument("--budget", default=None,
                    help="training episodes per seed: N for every variant, or VARIANT=N,... "
-                        "(default: the preset's, 1000 notebook / 1600 fast on CartPole-v1; "
+                        "(default: the preset's, 1000 notebook / 1920 fast on CartPole-v1; "
                         "1000 on Pixelcopter-PLE-v0)")
     p.add_argument("--eval-episodes", default=None,
                    help="evaluation episodes per seed (default 100; 5 with --quick)")

@@ -121,7 +121,7 @@ def test_plan_defaults_and_overrides():
     assert [len(plan[v]["seeds"]) for v in DEFAULT_VARIANTS] == [2, 2, 1, 32]
     assert plan["notebook"]["config"]["batch_episodes"] == 1
     assert plan["notebook"]["config"]["n_training_episodes"] == 1000
-    assert plan["jax"]["config"]["n_training_episodes"] == 1600
+    assert plan["jax"]["config"]["n_training_episodes"] == 1920
     assert all(p["config"]["n_evaluation_episodes"] == 100 for p in plan.values())
     args = compare.build_parser().parse_args(
         ["--seeds", "8", "--budget", "320,notebook=50", "--variants", "notebook,jax-seeds",
