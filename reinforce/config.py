@@ -46,8 +46,8 @@ class TrainConfig:
     )
     baseline: str = _doc(
         "subtracted from the reward-to-go before normalizing: none (the course's) or time (the "
-        "mean return-to-go of the batch's other episodes at the same step; needs batch "
-        "episodes >= 2)",
+        "mean return-to-go of the batch's other episodes at the same step; 0, as none, with "
+        "one episode per batch)",
         default="none",
     )
     n_evaluation_episodes: int = _doc("episodes of the final evaluation", default=100)
@@ -72,9 +72,6 @@ class TrainConfig:
         if self.baseline not in BASELINES:
             raise ConfigError(f"unknown baseline {self.baseline!r}; choose one of "
                               f"{', '.join(BASELINES)}")
-        if self.baseline == "time" and self.batch_episodes < 2:
-            raise ConfigError("baseline 'time' compares the episodes of a batch: it needs "
-                              f"batch_episodes >= 2, got {self.batch_episodes}")
         if self.batch_episodes > self.n_training_episodes:
             raise ConfigError(
                 f"batch_episodes ({self.batch_episodes}) exceeds n_training_episodes "

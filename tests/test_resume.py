@@ -200,7 +200,8 @@ def test_jax_nan_in_weights_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         jt.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], session=_session(tmp_path, "jax", 12))
     message = str(err.value)
     # updates 7-9 are one chunk: the NaN weights show as the policy loss of update 9
-    assert message.startswith("non-finite policy loss at update 9/12 (run seed=0 lr=0.05)")
+    assert message.startswith(
+        f"non-finite policy loss at update 9/12 (run seed=0 lr={SMALL_CFG.lr:g})")
     assert "the last good checkpoint (update 6/12) is kept" in message
     checkpoint = load_checkpoint(tmp_path / CHECKPOINT_DIR)
     assert checkpoint.progress["updates_done"] == 6
@@ -222,7 +223,8 @@ def test_torch_nan_loss_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(TrainingError) as err:
         tt.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], session=_session(tmp_path, "torch", 12))
     message = str(err.value)
-    assert message.startswith("non-finite policy loss at update 8/12 (run seed=0 lr=0.05)")
+    assert message.startswith(
+        f"non-finite policy loss at update 8/12 (run seed=0 lr={SMALL_CFG.lr:g})")
     assert "the last good checkpoint (update 6/12) is kept" in message
     assert load_checkpoint(tmp_path / CHECKPOINT_DIR).progress["total_updates_done"] == 6
 
