@@ -131,3 +131,48 @@ def test_learns_cartpole_notebook_preset():
     print(message)
     assert sum(s >= threshold for s in scores) >= 2, message
     assert max(r.mean_reward for r in results) >= 450, message
+
+
+def test_train_many_compiles_ahead_once_and_matches_plain_jit(monkeypatch):
+    """train_many compiles its chunk and evaluation programs ahead of time in background
+    threads; they give what the jitted programs give, and a second run with the same config
+    and number of runs compiles nothing."""
+    import jax.monitoring
+
+    compiles: list[str] = []
+    listening = [True]
+
+    def record(event: str, duration: float, **_):
+        if listening[0] and event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(record)
+    try:
+        # 7 updates in chunks of 3: two chunks compiled ahead, then a shorter one (jit).
+        cfg = TrainConfig(env_id="CartPole-v1", n_training_episodes=14, batch_episodes=2,
+                          max_t=100, chunk_updates=3, n_evaluation_episodes=4)
+        monkeypatch.setattr(jt, "_PROGRAMS", {})
+        first = jt.train_many(cfg, [0, 1], [0.01, 0.02])
+        assert len(compiles) >= 3  # init, chunk, evaluation (and the shorter chunk)
+        n_first = len(compiles)
+        second = jt.train_many(cfg, [5, 6], [0.03, 0.01])
+        assert len(compiles) == n_first, "the second run compiled again"
+    finally:
+        listening[0] = False
+    assert first.metrics.policy_loss.shape == (2, 7) and first.eval_returns.shape == (2, 4)
+    assert not np.array_equal(first.eval_returns, second.eval_returns)
+    # The same updates and evaluation through the plain jitted programs.
+    trainer = jt.Trainer(cfg)
+    keys = jax.vmap(jax.random.key)(jnp.asarray([0, 1], jnp.uint32))
+    state = jax.jit(jax.vmap(trainer.init))(keys, jnp.asarray([0.01, 0.02], jnp.float32))
+    run = jax.jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1)
+    losses = []
+    for n in (3, 3, 1):
+        state, metrics = run(state, n)
+        losses.append(np.asarray(metrics.policy_loss))
+    np.testing.assert_allclose(first.metrics.policy_loss, np.concatenate(losses, axis=1),
+                               rtol=1e-4, atol=1e-5)
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    returns = jax.jit(jax.vmap(trainer.evaluate, in_axes=(0, 0, None)), static_argnums=2)(
+        state.params, eval_keys, 4)
+    np.testing.assert_allclose(first.eval_returns, np.asarray(returns), rtol=1e-5)
