@@ -62,7 +62,10 @@ def init_params(policy: Policy, key: jax.Array, observation_size: int):
 def log_probs(policy: Policy, params, obs: jax.Array, actions: jax.Array) -> jax.Array:
     """log pi(a|s) for every (obs, action) pair; obs ``[..., S]``, actions ``[...]``."""
     logp = jax.nn.log_softmax(policy.apply(params, obs), axis=-1)
-    return jnp.take_along_axis(logp, actions[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    # A select against the action's one-hot mask, not a gather: the same values, and on the
+    # CPU the select (and its transpose in the gradient) is cheaper than gather and scatter.
+    chosen = actions[..., None] == jnp.arange(logp.shape[-1])
+    return jnp.sum(jnp.where(chosen, logp, 0.0), axis=-1)
 
 
 def probabilities(policy: Policy, params, obs: jax.Array) -> jax.Array:
