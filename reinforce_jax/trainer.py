@@ -362,7 +362,7 @@ def train_many(
     from reinforce.session import Session
 
     start = time.perf_counter()
-    trainer, init, run_chunk, evaluate, ahead = _programs(cfg)
+    trainer, init, run_chunk, evaluate = _programs(cfg)
     n_runs = len(seeds)
     session = session or Session.plain("jax", seeds, lrs, cfg.n_updates)
     devices = run_devices(n_runs)
@@ -371,16 +371,6 @@ def train_many(
     seeds_p = list(seeds) + [seeds[-1]] * (padded - n_runs)
     lrs_p = list(lrs) + [lrs[-1]] * (padded - n_runs)
     keys = jax.vmap(jax.random.key)(jnp.asarray(seeds_p, jnp.uint32))
-    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    # Compile the chunk of updates and the evaluation in background threads while this one
-    # initializes (or restores) the state: on a CPU, XLA compiles a program on one core.
-    sharding = _runs_sharding(devices)
-    state_spec = _spec(jax.eval_shape(init, keys, jnp.asarray(lrs_p, jnp.float32)), sharding)
-    where = (padded, tuple(d.id for d in devices))
-    chunk_ahead = _compile_ahead(ahead, ("chunk", *where),
-                                 lambda: run_chunk.lower(state_spec, cfg.chunk_updates))
-    eval_ahead = _compile_ahead(ahead, ("evaluate", *where), lambda: evaluate.lower(
-        state_spec.params, _spec(eval_keys, sharding), cfg.n_evaluation_episodes))
     chunks: list[Metrics] = []
     wall: list[float] = []
     if session.resume is None:
@@ -412,10 +402,7 @@ def train_many(
                 save("interrupted" if session.stop_flag.is_set() else "stopped")
             raise session.stopped(label(done))
         n = min(cfg.chunk_updates, cfg.n_updates - done)
-        if n == cfg.chunk_updates:
-            new_state, metrics = _compiled(ahead, chunk_ahead, ("chunk", *where))(state)
-        else:  # the last, shorter chunk
-            new_state, metrics = run_chunk(state, n)
+        new_state, metrics = run_chunk(state, n)
         metrics = jax.tree.map(lambda x: np.asarray(x)[:n_runs], metrics)  # waits for it
         check_finite(session, new_state, metrics, n_runs, done, cfg.n_updates)
         # The same sharding in every chunk's input (jit may return a leaf replicated), so the
@@ -432,55 +419,15 @@ def train_many(
         save("trained")
     metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
 
-    evaluate_compiled = _compiled(ahead, eval_ahead, ("evaluate", *where))
-    eval_returns = np.asarray(evaluate_compiled(state.params, shard_runs(eval_keys, devices)))
-    eval_returns = eval_returns[:n_runs]
+    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
+    eval_returns = np.asarray(
+        evaluate(state.params, shard_runs(eval_keys, devices), cfg.n_evaluation_episodes)
+    )[:n_runs]
     params = jax.tree.map(lambda x: np.asarray(x)[:n_runs], state.params)
     return ManyResult(params, metrics, np.asarray(wall), eval_returns)
 
 
 _PROGRAMS: dict[TrainConfig, tuple] = {}
-_COMPILER = None
-
-
-def _runs_sharding(devices: list):
-    """The sharding :func:`shard_runs` gives the runs axis (``None``: one device)."""
-    if len(devices) == 1:
-        return None
-    mesh = jax.sharding.Mesh(devices, ("runs",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
-
-
-def _spec(tree: Any, sharding) -> Any:
-    """Shapes, dtypes and sharding of a tree of arrays, for ahead-of-time lowering."""
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                        tree)
-
-
-def _compile_ahead(ahead: dict, key: tuple, lower):
-    """A future of ``lower().compile()``, run in a background thread once per ``key`` (the
-    program, the padded number of runs, the devices) in ``ahead``, the cache that
-    :func:`_programs` keeps beside the jitted programs of one config."""
-    global _COMPILER
-    if key not in ahead:
-        if _COMPILER is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _COMPILER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="reinforce-xla")
-        if len(ahead) >= 8:
-            ahead.pop(next(iter(ahead)))
-        ahead[key] = _COMPILER.submit(lambda: lower().compile())
-    return ahead[key]
-
-
-def _compiled(ahead: dict, future, key: tuple):
-    """The compiled program of :func:`_compile_ahead` (its error, if compiling failed; then
-    it is forgotten, so that the next run compiles again)."""
-    try:
-        return future.result()
-    except BaseException:
-        ahead.pop(key, None)
-        raise
 
 
 def compiler_options() -> dict[str, Any] | None:
@@ -497,9 +444,8 @@ def compiler_options() -> dict[str, Any] | None:
 
 
 def _programs(cfg: TrainConfig) -> tuple:
-    """``(trainer, init, run_chunk, evaluate, ahead)`` of ``train_many``, jitted once per
-    config, so that a run resumed (or trained again) in the same process compiles nothing new
-    (``ahead`` keeps the programs ``train_many`` compiled ahead of time).
+    """``(trainer, init, run_chunk, evaluate)`` of ``train_many``, jitted once per config, so
+    that a run resumed (or trained again) in the same process compiles nothing new.
 
     ``train_many`` always passes the learning rates (they are traced), so configs that differ
     only in ``lr`` share their programs."""
@@ -514,7 +460,6 @@ def _programs(cfg: TrainConfig) -> tuple:
             jit(jax.vmap(trainer.init)),
             jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1),
             jit(jax.vmap(trainer.evaluate, in_axes=(0, 0, None)), static_argnums=2),
-            {},  # programs compiled ahead of time for given shapes and devices
         )
     return _PROGRAMS[cfg]
 
