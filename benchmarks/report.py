@@ -43,7 +43,7 @@ def _tt(v: dict[str, Any]) -> str:
 def speed_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     header = ["variant", "device", "seeds", "episodes/seed", "updates", "wall s", "compile s",
               "live steps", "padded steps", "steps/s", "x nb", "steps/s excl. compile", "x nb",
-              "wall/seed x nb", "peak MiB"]
+              "steps/s 2nd half", "x nb", "wall/seed x nb", "peak MiB"]
     rows = []
     for name, v in results["variants"].items():
         r = v["ratios"]
@@ -52,7 +52,8 @@ def speed_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             _int(v["updates"]), _secs(v["wall_s"]), _secs(v["compile_s"]),
             _int(v["env_steps"]), _int(v["padded_steps"]), _int(v["steps_per_s"]),
             _ratio(r["steps_per_s"]), _int(v["steps_per_s_excl_compile"]),
-            _ratio(r["steps_per_s_excl_compile"]), _ratio(r["wall_per_seed"]),
+            _ratio(r["steps_per_s_excl_compile"]), _int(v.get("steps_per_s_second_half")),
+            _ratio(r.get("steps_per_s_second_half")), _ratio(r["wall_per_seed"]),
             _int(v["peak_rss_mib"]),
         ])
     return header, rows

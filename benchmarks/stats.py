@@ -43,6 +43,11 @@ DEFINITIONS = {
     "padded_steps": "env steps computed for batch slots whose episode had already ended",
     "steps_per_s": "env_steps / train_s (compilation included)",
     "steps_per_s_excl_compile": "env_steps / (train_s - compile_train_s)",
+    "steps_per_s_second_half": "live env steps of the second half of the updates (from the "
+                               "first reported update at or after the middle, else the last "
+                               "chunk) over the clock "
+                               "time they took, summed over clocks: the speed once compiled and "
+                               "once episodes are long",
     "eval": "stochastic policy, n_episodes episodes per seed after training; score = mean - std",
     "certified": "seeds whose evaluation score reaches the certification threshold",
     "time_to_threshold_s": "per seed, the clock time (compilation included) at the first "
@@ -53,9 +58,10 @@ DEFINITIONS = {
                            "not in the batched metrics), so an optimistic proxy for the time "
                            "to certify; median over the seeds that got there",
     "peak_rss_mib": "peak resident memory of the variant's worker process (ru_maxrss)",
-    "ratios": "against the notebook-style loop: steps_per_s and steps_per_s_excl_compile are "
-              "variant / notebook; wall_per_seed and time_to_threshold are notebook / variant "
-              "(wall_per_seed = wall_s / seeds); above 1 = faster than the notebook",
+    "ratios": "against the notebook-style loop: steps_per_s, steps_per_s_excl_compile and "
+              "steps_per_s_second_half are variant / notebook; wall_per_seed and "
+              "time_to_threshold are notebook / variant (wall_per_seed = wall_s / seeds); "
+              "above 1 = faster than the notebook",
 }
 
 
@@ -107,7 +113,7 @@ def summarize(raw: dict[str, Any], threshold: float) -> dict[str, Any]:
     runs = raw["runs"]
 
     clocks: dict[int, dict[str, float]] = {}
-    live = padded = updates = 0
+    live = padded = updates = late_steps = 0
     per_seed = []
     for run in runs:
         ret = np.asarray(run["episodic_return"], np.float64)
@@ -116,7 +122,10 @@ def summarize(raw: dict[str, Any], threshold: float) -> dict[str, Any]:
         wall = np.asarray(run["wall"], np.float64)
         n = ret.size
         k = min(first_chunk, n)
-        clocks[run["clock"]] = {"end": float(wall[-1]), "first": float(wall[k - 1])}
+        split = second_half_start(wall)
+        late_steps += int(steps[split:].sum())
+        clocks[run["clock"]] = {"end": float(wall[-1]), "first": float(wall[k - 1]),
+                                "late": float(wall[-1] - (wall[split - 1] if split else 0.0))}
         live += int(steps.sum())
         padded += int(pad.sum())
         updates += n
@@ -137,6 +146,7 @@ def summarize(raw: dict[str, Any], threshold: float) -> dict[str, Any]:
         })
 
     train_s = sum(c["end"] for c in clocks.values())
+    late_s = sum(c["late"] for c in clocks.values())
     compile_train = float(raw.get("compile_train_s", 0.0))
     run_s = train_s - compile_train
     times = [s["time_to_threshold_s"] for s in per_seed if s["time_to_threshold_s"] is not None]
@@ -152,6 +162,7 @@ def summarize(raw: dict[str, Any], threshold: float) -> dict[str, Any]:
         "steps_per_s": live / train_s if train_s > 0 else None,
         "compile_train_s": compile_train,
         "steps_per_s_excl_compile": live / run_s if run_s > 0 else None,
+        "steps_per_s_second_half": late_steps / late_s if late_s > 0 else None,
         "eval": {
             "n_episodes": per_seed[0]["eval"]["n_episodes"] if per_seed else 0,
             "mean_reward": float(np.mean([s["eval"]["mean_reward"] for s in per_seed])),
@@ -167,6 +178,17 @@ def summarize(raw: dict[str, Any], threshold: float) -> dict[str, Any]:
     }
 
 
+def second_half_start(wall: np.ndarray) -> int:
+    """Index of the first update at or after the middle whose reported time is new (the start of
+    a chunk, where updates are reported by chunks), so that the steps counted from there and the
+    clock time from the previous report cover the same updates; when no chunk starts in the
+    second half, the start of the last chunk."""
+    n = wall.size
+    starts = [i for i in range(n) if i == 0 or wall[i] != wall[i - 1]]
+    later = [i for i in starts if i >= n // 2]
+    return later[0] if later else starts[-1]
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if numerator is None or denominator is None or denominator <= 0 or numerator <= 0:
         return None
@@ -176,7 +198,8 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 def ratios(variant: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str, float | None]:
     """The variant against the baseline; see DEFINITIONS['ratios']. All None without one."""
     if baseline is None:
-        return {"steps_per_s": None, "steps_per_s_excl_compile": None, "wall_per_seed": None,
+        return {"steps_per_s": None, "steps_per_s_excl_compile": None,
+                "steps_per_s_second_half": None, "wall_per_seed": None,
                 "time_to_threshold": None}
 
     def per_seed(v):
@@ -186,6 +209,8 @@ def ratios(variant: dict[str, Any], baseline: dict[str, Any] | None) -> dict[str
         "steps_per_s": ratio(variant["steps_per_s"], baseline["steps_per_s"]),
         "steps_per_s_excl_compile": ratio(variant["steps_per_s_excl_compile"],
                                           baseline["steps_per_s_excl_compile"]),
+        "steps_per_s_second_half": ratio(variant.get("steps_per_s_second_half"),
+                                         baseline.get("steps_per_s_second_half")),
         "wall_per_seed": ratio(per_seed(baseline), per_seed(variant)),
         "time_to_threshold": ratio(baseline["time_to_threshold_s"]["median"],
                                    variant["time_to_threshold_s"]["median"]),

@@ -58,7 +58,9 @@ def test_quick_run_writes_every_variant_with_sane_numbers(quick_run):
             assert ev["mean_reward"] >= 1  # CartPole: every episode earns at least 1
             assert len(s["curve"]["wall"]) == len(s["curve"]["return"]) > 0
         assert set(v["ratios"]) == {"steps_per_s", "steps_per_s_excl_compile",
-                                    "wall_per_seed", "time_to_threshold"}
+                                    "steps_per_s_second_half", "wall_per_seed",
+                                    "time_to_threshold"}
+        assert v["steps_per_s_second_half"] > 0
     nb = results["variants"]["notebook"]
     assert nb["ratios"]["steps_per_s"] == pytest.approx(1.0)
     assert nb["padded_steps"] == 0 and nb["updates"] == nb["episodes_per_seed"]
@@ -163,6 +165,28 @@ def test_summarize_counts_each_shared_clock_once():
     ratios = stats.ratios({**together, "wall_s": 4.0}, {**apart, "wall_s": 8.0})
     assert ratios["steps_per_s"] == 2.0 and ratios["wall_per_seed"] == 2.0
     assert ratios["time_to_threshold"] == 1.0
+
+
+def test_second_half_speed_follows_the_reports():
+    # Reported per update: the second half is updates 2-3, after the report at t=2.
+    per_update = stats.summarize({"batch_episodes": 1, "chunk_updates": 1, "runs": [
+        {"seed": 0, "clock": 0, "episodic_return": [1.0] * 4, "env_steps": [10, 10, 40, 40],
+         "padded_steps": [0] * 4, "wall": [1.0, 2.0, 3.0, 6.0], "finished_s": 7.0,
+         "eval_returns": [1.0]}]}, threshold=2.0)
+    assert per_update["steps_per_s_second_half"] == 80 / 4.0
+    # Reported by chunks of 2 (5 updates): the middle (update 2) starts a chunk; two runs on
+    # one clock count their steps together and the time once.
+    chunked = {"seed": 0, "clock": 0, "episodic_return": [1.0] * 5,
+               "env_steps": [1, 1, 30, 30, 40], "padded_steps": [0] * 5,
+               "wall": [5.0, 5.0, 7.0, 7.0, 8.0], "finished_s": 9.0, "eval_returns": [1.0]}
+    together = stats.summarize({"batch_episodes": 1, "chunk_updates": 2,
+                                "runs": [chunked, {**chunked, "seed": 1}]}, threshold=2.0)
+    assert together["steps_per_s_second_half"] == 2 * 100 / 3.0
+    # Update 2 reported mid-chunk: the second half starts at the next chunk.
+    assert stats.second_half_start(np.array([1.0, 3.0, 3.0, 3.0, 4.0])) == 4
+    assert stats.second_half_start(np.array([2.0])) == 0
+    # No chunk starts in the second half: the last chunk.
+    assert stats.second_half_start(np.array([1.0, 2.0, 2.0, 2.0, 2.0])) == 1
 
 
 def test_compile_clock_counts_nested_intervals_once():
