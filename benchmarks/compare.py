@@ -36,6 +36,7 @@ from benchmarks.variants import (
     VARIANTS,
     variant_config,
 )
+from reinforce.checkpoint import make_writable_dir
 from reinforce.config import CERTIFICATION, ConfigError
 from reinforce.envs import ENV_IDS
 
@@ -309,11 +310,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     plan = make_plan(args)
     gpu = check_gpu() if args.device == "gpu" else None
     try:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
+        make_writable_dir(args.out_dir)
     except OSError as exc:
-        raise UsageError(f"--out-dir: cannot create {args.out_dir}: {exc.strerror}") from None
-    if not os.access(args.out_dir, os.W_OK):
-        raise UsageError(f"--out-dir: {args.out_dir} is not writable")
+        raise UsageError(f"--out-dir: cannot write to {args.out_dir}: {exc.strerror}") from None
 
     created = datetime.datetime.now().astimezone()
     machine = machine_info()

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from reinforce.evaluate import summarize as summarize_returns
+
 #: Training episodes in the rolling window of the training-curve threshold test.
 WINDOW_EPISODES = 100
 #: Points kept per run of a training curve in the results file.
@@ -129,8 +131,7 @@ def summarize(raw: dict[str, Any], threshold: float) -> dict[str, Any]:
         live += int(steps.sum())
         padded += int(pad.sum())
         updates += n
-        ev = np.asarray(run["eval_returns"], np.float64)
-        mean, std = float(ev.mean()), float(ev.std())
+        ev = summarize_returns(run["eval_returns"])
         curve_x, curve_y = downsample(wall, rolling_mean(ret, window))
         per_seed.append({
             "seed": int(run["seed"]),
@@ -139,8 +140,7 @@ def summarize(raw: dict[str, Any], threshold: float) -> dict[str, Any]:
             "padded_steps": int(pad.sum()),
             "train_s": float(wall[-1]),
             "finished_s": float(run["finished_s"]),
-            "eval": {"mean_reward": mean, "std_reward": std, "score": mean - std,
-                     "n_episodes": int(ev.size), "certified": bool(mean - std >= threshold)},
+            "eval": {**ev.to_dict(), "certified": bool(ev.score >= threshold)},
             "time_to_threshold_s": time_to_threshold(ret, wall, window, threshold),
             "curve": {"wall": curve_x, "return": curve_y},
         })

@@ -221,7 +221,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         # over them); nothing changes on a GPU.
         from reinforce_jax import trainer as jax_trainer
 
-        if hasattr(jax_trainer, "use_host_cores") and spec["device"] == "cpu":
+        if spec["device"] == "cpu":
             jax_trainer.use_host_cores()
     from benchmarks import stats
 

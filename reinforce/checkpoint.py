@@ -206,11 +206,22 @@ def check_architecture(state: dict[str, np.ndarray], observation_size: int, num_
             raise CheckpointError(f"weights in {source} hold non-finite values ({name})")
 
 
-def load_policy_folder(path: Path):
-    """A torch ``Policy`` from a folder with ``config.json`` and ``model.safetensors``."""
+def torch_policy_from_state(state: dict[str, np.ndarray], observation_size: int,
+                            num_actions: int, hidden_sizes) -> Any:
+    """A ``reinforce_torch`` ``Policy`` (in eval mode) holding ``state``, weights in the torch
+    layout that every run folder stores, whichever backend trained it."""
     import torch
 
-    from reinforce_torch.policy import CONFIG_NAME, WEIGHTS_NAME, Policy
+    from reinforce_torch.policy import Policy
+
+    policy = Policy(observation_size, num_actions, hidden_sizes)
+    policy.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+    return policy.eval()
+
+
+def load_policy_folder(path: Path):
+    """A torch ``Policy`` from a folder with ``config.json`` and ``model.safetensors``."""
+    from reinforce_torch.policy import CONFIG_NAME, WEIGHTS_NAME
 
     path = Path(path)
     config = read_json(path / CONFIG_NAME)
@@ -221,6 +232,4 @@ def load_policy_folder(path: Path):
         raise CheckpointError(f"{path / CONFIG_NAME} does not describe a policy") from None
     state = load_weights(path / WEIGHTS_NAME)
     check_architecture(state, *arch, source=path / WEIGHTS_NAME)
-    policy = Policy(*arch)
-    policy.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
-    return policy.eval()
+    return torch_policy_from_state(state, *arch)

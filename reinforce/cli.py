@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from reinforce.checkpoint import (
@@ -33,7 +32,7 @@ from reinforce.config import (
     preset,
 )
 from reinforce.envs import ENV_IDS, UnknownEnvError
-from reinforce.hub import HubError
+from reinforce.hub import DEFAULT_EPISODES, DEFAULT_SEED, HubError
 from reinforce.runs import BACKENDS, RunFolder, RunSpec, new_run_path
 from reinforce.session import (
     DEFAULT_CHECKPOINT_SECONDS,
@@ -44,7 +43,7 @@ from reinforce.session import (
     run_identity,
     stop_on_sigint,
 )
-from reinforce.video import VideoError
+from reinforce.video import DEFAULT_FPS, VideoError
 
 
 class UsageError(Exception):
@@ -152,9 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="evaluate a saved run again")
     ev.add_argument("run_dir", type=Path)
-    ev.add_argument("--episodes", type=_positive_int, default=100)
+    ev.add_argument("--episodes", type=_positive_int, default=DEFAULT_EPISODES)
     ev.add_argument("--backend", default=None, help="jax or torch (default: the run's own)")
-    ev.add_argument("--seed", type=int, default=12345)
+    ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
 
     push = sub.add_parser("push", help="evaluate a run and share it on the Hugging Face Hub")
     push.add_argument("run_dir", type=Path)
@@ -164,13 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--local-dir", type=Path, default=None, metavar="DIR",
                       help="dry run: build the repository folder in DIR, upload nothing "
                            "(no token, no network); default folder for an upload: RUN_DIR/hub")
-    push.add_argument("--episodes", type=_positive_int, default=100,
-                      help="evaluation episodes (default 100)")
-    push.add_argument("--seed", type=_seed, default=12345,
-                      help="evaluation and replay seed (default 12345, as for evaluate)")
+    push.add_argument("--episodes", type=_positive_int, default=DEFAULT_EPISODES,
+                      help=f"evaluation episodes (default {DEFAULT_EPISODES})")
+    push.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
+                      help=f"evaluation and replay seed (default {DEFAULT_SEED}, as for "
+                           "evaluate)")
     push.add_argument("--backend", default=None,
                       help="jax or torch evaluation (default: the run's own)")
-    push.add_argument("--fps", type=_positive_int, default=30, help="replay frame rate")
+    push.add_argument("--fps", type=_positive_int, default=DEFAULT_FPS, help="replay frame rate")
     push.add_argument("--max-frames", type=_positive_int, default=None,
                       help="longest replay (default: the run's max_t + 1)")
     push.add_argument("--private", action="store_true", help="create the repository private")
@@ -179,8 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("run_dir", type=Path)
     rec.add_argument("--out", type=Path, default=None, metavar="FILE",
                      help="the .mp4 to write (default RUN_DIR/replay.mp4, replaced if there)")
-    rec.add_argument("--fps", type=_positive_int, default=30, help="frame rate (default 30)")
-    rec.add_argument("--seed", type=_seed, default=12345, help="episode seed (default 12345)")
+    rec.add_argument("--fps", type=_positive_int, default=DEFAULT_FPS,
+                     help=f"frame rate (default {DEFAULT_FPS})")
+    rec.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
+                     help=f"episode seed (default {DEFAULT_SEED})")
     rec.add_argument("--max-frames", type=_positive_int, default=None,
                      help="longest video (default: the run's max_t + 1)")
     return parser
@@ -284,9 +286,7 @@ def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoin
               f"reinforce evaluate {path}", file=sys.stderr)
         return None
     try:
-        probe = path / CHECKPOINT_DIR / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        make_writable_dir(path / CHECKPOINT_DIR)
     except OSError as exc:
         raise UsageError(f"cannot write to run folder {path}: {exc.strerror}") from None
     return folder, checkpoint
@@ -319,7 +319,6 @@ def _train(args: argparse.Namespace, folder: RunFolder,
         bar.n = done
         bar.set_postfix_str(f"avg return {recent:.1f}")
 
-    start = time.perf_counter()
     seeds, lr_list = [s.seed for s in specs], [s.lr for s in specs]
     try:
         with stop_on_sigint(session.stop_flag):
@@ -343,7 +342,7 @@ def _train(args: argparse.Namespace, folder: RunFolder,
                                                                  on_progress, session=session)
     finally:
         bar.close()
-    wall_seconds = session.wall_offset + time.perf_counter() - start
+    wall_seconds = session.wall_seconds()
 
     from reinforce.evaluate import certification_line, summarize
 

@@ -88,12 +88,11 @@ def evaluate_run(folder, backend: str, n_episodes: int, seed: int) -> EvalResult
     else:
         import torch
 
-        from reinforce.evaluate import play_episodes
-        from reinforce_torch.policy import Policy
+        from reinforce.checkpoint import torch_policy_from_state
 
         torch.set_num_threads(1)
-        policy = Policy(folder.observation_size, folder.num_actions, cfg.hidden_sizes)
-        policy.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+        policy = torch_policy_from_state(state, folder.observation_size, folder.num_actions,
+                                         cfg.hidden_sizes)
         returns = play_episodes(cfg.env_id, policy.numpy_probabilities, n_episodes, cfg.max_t,
                                 seed)
     return summarize(returns)

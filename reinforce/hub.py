@@ -30,10 +30,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reinforce.checkpoint import CHECKPOINT_DIR, CheckpointError, make_writable_dir
+from reinforce.checkpoint import (
+    CHECKPOINT_DIR,
+    CheckpointError,
+    make_writable_dir,
+    torch_policy_from_state,
+)
 from reinforce.config import CERTIFICATION
 from reinforce.evaluate import EvalResult, certification_line, evaluate_run
 from reinforce.runs import BACKENDS, RunFolder
+from reinforce.video import DEFAULT_FPS, VideoError, default_max_frames, record_policy
 
 DEFAULT_EPISODES = 100
 DEFAULT_SEED = 12345  # the same default as ``reinforce evaluate``
@@ -69,25 +75,11 @@ def load_finished_run(path: str | Path) -> RunFolder:
 
 
 def torch_policy(folder: RunFolder):
-    """The run's best policy as a ``reinforce_torch`` ``Policy``, whichever backend trained it.
-
-    A JAX run's weights go through the Flax parameters and ``to_torch_policy``, the conversion
-    the JAX trainer itself uses; the values are copied exactly.
-    """
-    import torch
-
-    state = folder.load_weights()
-    args = (folder.observation_size, folder.num_actions, folder.cfg.hidden_sizes)
-    if folder.backend == "jax":
-        from reinforce_jax.export import from_torch_state, to_torch_policy
-
-        policy = to_torch_policy(from_torch_state(state), *args)
-    else:
-        from reinforce_torch.policy import Policy
-
-        policy = Policy(*args)
-        policy.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
-    return policy.eval()
+    """The run's best policy as a ``reinforce_torch`` ``Policy``, whichever backend trained it
+    (run folders store the weights in the torch layout; a JAX run's were converted exactly when
+    it was saved)."""
+    return torch_policy_from_state(folder.load_weights(), folder.observation_size,
+                                   folder.num_actions, folder.cfg.hidden_sizes)
 
 
 # --- checks that need neither evaluation nor network ----------------------------------------
@@ -264,8 +256,6 @@ settings.
 def build_folder(folder: RunFolder, out: Path, evaluation: Evaluation, repo_id: str, *,
                  fps: int, max_frames: int | None) -> list[Path]:
     """Write every file of the repository folder into ``out``; the paths written."""
-    from reinforce.video import default_max_frames, record_policy
-
     env_id = folder.cfg.env_id
     policy = torch_policy(folder)
     policy.save_pretrained(out, extra_config={"env_id": env_id, "trained_with": folder.backend})
@@ -338,15 +328,14 @@ def upload(out: Path, repo_id: str, token: str, *, private: bool = False,
 
 def push(run_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Path | None = None,
          n_episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED, backend: str | None = None,
-         fps: int = 30, max_frames: int | None = None, private: bool = False, echo=print) -> Path:
+         fps: int = DEFAULT_FPS, max_frames: int | None = None, private: bool = False,
+         echo=print) -> Path:
     """Evaluate, build the folder and upload it (``local_dir``: build it there, no upload).
 
     Everything that can be checked offline (repo id, run folder, output folder) is checked
     before the evaluation. Without a token the folder is still built (nothing trained or
     evaluated is lost) and the error names it. Returns the folder.
     """
-    from reinforce.video import VideoError
-
     dry_run = local_dir is not None
     if repo_id is None and not dry_run:
         raise HubError("push needs --repo-id USER/NAME (or --local-dir DIR for a dry run)",

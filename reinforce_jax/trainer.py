@@ -381,7 +381,7 @@ def train_many(
         host, chunks, wall = restore_many(template, session.resume, n_runs)
         host = jax.tree.map(lambda x: np.concatenate([x] + [x[-1:]] * (padded - n_runs)), host)
         host = jax.tree.map(jnp.asarray, host)
-        state = shard_runs(host._replace(key=jax.random.wrap_key_data(host.key)), devices)
+        state = host._replace(key=jax.random.wrap_key_data(host.key))
     state = shard_runs(state, devices)
     done = sum(c.policy_loss.shape[1] for c in chunks)
     if on_progress is not None and done:

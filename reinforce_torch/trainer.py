@@ -19,6 +19,7 @@ import torch
 from reinforce import envs, returns
 from reinforce.config import TrainConfig
 from reinforce.envs.batched import BatchedEnv
+from reinforce.runs import METRIC_NAMES
 from reinforce_torch.policy import Policy
 
 
@@ -267,20 +268,22 @@ def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress
         session.save(arrays, total, label(r, len(series)) if trainer else
                      label(r - 1, n_updates), status, runs_done=len(done_runs))
 
+    def report(series: list[dict[str, float]]) -> None:
+        if on_progress is not None and series:
+            recent = series[-max(1, min(len(series), cfg.chunk_updates) // 5):]
+            on_progress(total, sum(m["episodic_return"] for m in recent) / len(recent))
+
     for r in range(first_run, n_runs):
         seed, lr = seeds[r], lrs[r]
         trainer = Trainer(cfg, seed, lr)
         series: list[dict[str, float]] = []
         times: list[float] = []
         if current is not None and r == first_run:
-            trainer.load_state_arrays({k[len("state/"):]: v for k, v in current.items()
-                                       if k.startswith("state/")}, "the checkpoint")
-            series = [{m: current[f"metrics/{m}"][u].item() for m in _METRICS}
+            trainer.load_state_arrays(_strip("state/", current), "the checkpoint")
+            series = [{m: current[f"metrics/{m}"][u].item() for m in METRIC_NAMES}
                       for u in range(len(current["wall"]))]
             times = list(current["wall"])
-            if on_progress is not None and series:
-                recent = series[-max(1, min(len(series), cfg.chunk_updates) // 5):]
-                on_progress(total, sum(m["episodic_return"] for m in recent) / len(recent))
+            report(series)
         elif session.last_saved is None:
             save(r, trainer, series, times)  # the first checkpoint: training has started
         while len(series) < n_updates:
@@ -301,22 +304,18 @@ def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress
             times.append(offset + time.perf_counter() - start)
             total += 1
             if len(series) % cfg.chunk_updates == 0 or len(series) == n_updates:
-                if on_progress is not None:
-                    recent = series[-max(1, min(len(series), cfg.chunk_updates) // 5):]
-                    on_progress(total, sum(m["episodic_return"] for m in recent) / len(recent))
+                report(series)
                 if session.due() and len(series) < n_updates:
                     save(r, trainer, series, times)
-        run = _run_arrays(trainer, series, times)
-        run = {k: v for k, v in run.items() if not k.startswith("state/")}
+        run = _series_arrays(series, times)
         run.update({f"weights/{k}": v.detach().numpy().copy()
                     for k, v in trainer.policy.state_dict().items()})
         run["eval_returns"] = np.asarray(trainer.evaluate(cfg.n_evaluation_episodes,
                                                           seed + 10_000))
         done_runs.append(run)
         save(r + 1, None, series, times, "trained" if r + 1 == n_runs else "running")
-    states = [{k[len("weights/"):]: v for k, v in run.items() if k.startswith("weights/")}
-              for run in done_runs]
-    metrics = [{name: run[f"metrics/{name}"] for name in _METRICS} for run in done_runs]
+    states = [_strip("weights/", run) for run in done_runs]
+    metrics = [{name: run[f"metrics/{name}"] for name in METRIC_NAMES} for run in done_runs]
     wall = [run["wall"] for run in done_runs]
     return states, metrics, wall, np.stack([run["eval_returns"] for run in done_runs])
 
@@ -332,23 +331,29 @@ def _non_finite_error(exc: RuntimeError) -> str | None:
     return next((what for text, what in _NON_FINITE_ERRORS.items() if text in str(exc)), None)
 
 
-#: Per-update metric names, in the order the trainer reports them.
-_METRICS = ("episodic_return", "episode_length", "policy_loss", "env_steps", "padded_steps")
+def _strip(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays whose names start with ``prefix``, named without it."""
+    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+
+def _series_arrays(series: list[dict[str, float]], times: list[float]) -> dict[str, np.ndarray]:
+    """One run's metrics so far and their wall times, as checkpoint arrays."""
+    out = {f"metrics/{name}": np.asarray([m[name] for m in series]) if series else np.zeros(0)
+           for name in METRIC_NAMES}
+    out["wall"] = np.asarray(times, np.float64)
+    return out
 
 
 def _run_arrays(trainer: Trainer, series: list[dict[str, float]], times: list[float]
                 ) -> dict[str, np.ndarray]:
     """One run's checkpoint arrays: its training state and its metrics so far."""
-    out = {f"state/{k}": v for k, v in trainer.state_arrays().items()}
-    for name in _METRICS:
-        out[f"metrics/{name}"] = np.asarray([m[name] for m in series]) if series else np.zeros(0)
-    out["wall"] = np.asarray(times, np.float64)
-    return out
+    return {**{f"state/{k}": v for k, v in trainer.state_arrays().items()},
+            **_series_arrays(series, times)}
 
 
 def _restore_runs(checkpoint, cfg: TrainConfig, n_runs: int, source: str = "the checkpoint"):
     """``(runs_done, finished runs' arrays, current run's arrays or None)`` of a checkpoint."""
-    from reinforce.checkpoint import CheckpointError
+    from reinforce.checkpoint import CheckpointError, take
 
     progress, arrays = checkpoint.progress, checkpoint.arrays
     if progress.get("backend") != "torch":
@@ -360,23 +365,21 @@ def _restore_runs(checkpoint, cfg: TrainConfig, n_runs: int, source: str = "the 
     done_runs = []
     for r in range(runs_done):
         prefix = f"runs/{r}/"
-        run = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-        for name in (*(f"metrics/{m}" for m in _METRICS), "wall", "eval_returns"):
-            if name not in run:
-                raise CheckpointError(f"{source} has no array {prefix + name!r}")
+        run = _strip(prefix, arrays)
+        for name in (*(f"metrics/{m}" for m in METRIC_NAMES), "wall", "eval_returns"):
+            take(arrays, prefix + name, source)
             if name != "eval_returns" and len(run[name]) != cfg.n_updates:
                 raise CheckpointError(f"{source}: {prefix + name!r} has {len(run[name])} "
                                       f"entries, expected {cfg.n_updates}")
         done_runs.append(run)
-    current = {k[len("current/"):]: v for k, v in arrays.items() if k.startswith("current/")}
+    current = _strip("current/", arrays)
     if runs_done == n_runs or not current:
         return runs_done, done_runs, None
-    for name in (*(f"metrics/{m}" for m in _METRICS), "wall"):
-        if name not in current:
-            raise CheckpointError(f"{source} has no array {'current/' + name!r}")
+    for name in (*(f"metrics/{m}" for m in METRIC_NAMES), "wall"):
+        take(arrays, "current/" + name, source)
     n = len(current["wall"])
     if int(current.get("state/updates_done", -1)) != n or any(
-            len(current[f"metrics/{m}"]) != n for m in _METRICS):
+            len(current[f"metrics/{m}"]) != n for m in METRIC_NAMES):
         raise CheckpointError(f"{source}: the current run's metrics and state disagree")
     return runs_done, done_runs, current
 
@@ -387,5 +390,4 @@ def check_checkpoint(cfg: TrainConfig, seeds: list[int], lrs: list[float], check
     runs_done, _, current = _restore_runs(checkpoint, cfg, len(seeds), source)
     if current is not None:
         trainer = Trainer(cfg, seeds[runs_done], lrs[runs_done])
-        trainer.load_state_arrays({k[len("state/"):]: v for k, v in current.items()
-                                   if k.startswith("state/")}, source)
+        trainer.load_state_arrays(_strip("state/", current), source)
