@@ -42,6 +42,19 @@ def write_run(path: Path, env_id: str, backend: str, seed: int = 0,
     return folder
 
 
+def error_line(err: str) -> str:
+    """The one line a refused command writes to stderr (asserted to be just that)."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("reinforce: error: "), lines[0]
+    return lines[0]
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` (relative path -> bytes), to show a command changed nothing."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
 def run_main(argv: list[str]) -> tuple[int, str, str]:
     """``reinforce ARGV`` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from run_folders import error_line, snapshot
 
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
@@ -40,20 +41,15 @@ def _copy(folders, name: str, tmp_path: Path) -> Path:
     return Path(shutil.copytree(folders[name], tmp_path / name))
 
 
-def _snapshot(path: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
-
-
 def _one_line_error(argv: list[str], capsys, message: str, folder: Path) -> None:
     capsys.readouterr()
-    before = _snapshot(folder)
+    before = snapshot(folder)
     assert main(argv) == 2
     out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reinforce: error: "), err
-    assert message in lines[0], lines[0]
+    line = error_line(err)
+    assert message in line, line
     assert out == ""
-    assert _snapshot(folder) == before, "the command changed the run folder"
+    assert snapshot(folder) == before, "the command changed the run folder"
 
 
 # --- the formats -----------------------------------------------------------------------------

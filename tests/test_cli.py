@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from run_folders import error_line
 
 from reinforce.cli import main
 from reinforce.config import preset
@@ -71,9 +72,8 @@ def test_bad_input_one_line_exit_2(tmp_path, argv, message):
     proc = subprocess.run([sys.executable, "-m", "reinforce", *argv], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert lines[0].startswith("reinforce: error: ") and message in lines[0], lines[0]
+    line = error_line(proc.stderr)
+    assert message in line, line
     assert not out.exists()
 
 
@@ -181,9 +181,8 @@ def test_bad_input_table(tmp_path, existing, capsys, argv, message):
     capsys.readouterr()
     assert main(argv) == 2
     stdout, stderr = capsys.readouterr()
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reinforce: error: "), stderr
-    assert message in lines[0], lines[0]
+    line = error_line(stderr)
+    assert message in line, line
     assert stdout == ""
     assert not out.exists()
     assert _tree_hash(root) == before, "an existing run folder was changed"

@@ -17,7 +17,7 @@ import pytest
 import torch
 from huggingface_hub import HfApi, metadata_load
 from huggingface_hub.utils import HfHubHTTPError
-from run_folders import run_main
+from run_folders import error_line, run_main, snapshot
 from run_folders import write_run as _write_run
 
 from reinforce.envs import ENV_IDS, make
@@ -34,13 +34,6 @@ FAKE_TOKEN = "hf_FakeTokenForTests0123456789abcdef"
 EVAL = ["--episodes", "5", "--seed", "7"]
 COMBOS = [(env_id, backend) for env_id in ENV_IDS for backend in ("jax", "torch")]
 IDS = [f"{env_id}-{backend}" for env_id, backend in COMBOS]
-
-
-def error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    assert lines[0].startswith("reinforce: error: "), lines[0]
-    return lines[0]
 
 
 def printed_eval(text: str) -> tuple[str, str]:
@@ -242,13 +235,9 @@ def _subprocess_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
 def test_no_token_builds_the_folder_exits_2_and_says_where_it_is(tmp_path):
     run = write_run(tmp_path / "run", "CartPole-v1", "torch")
-    before = _snapshot(run.path)
+    before = snapshot(run.path)
     proc = subprocess.run([sys.executable, "-m", "reinforce", "push", str(run.path),
                            "--repo-id", "me/agent", *EVAL], capture_output=True, text=True,
                           timeout=300, env=_subprocess_env(tmp_path))
@@ -258,7 +247,7 @@ def test_no_token_builds_the_folder_exits_2_and_says_where_it_is(tmp_path):
     assert "no Hugging Face token" in line and "--local-dir" in line
     assert f"kept at {hub}" in line
     assert sorted(p.name for p in hub.iterdir()) == sorted(HUB_FILES)
-    after = {k: v for k, v in _snapshot(run.path).items() if not k.startswith("hub/")}
+    after = {k: v for k, v in snapshot(run.path).items() if not k.startswith("hub/")}
     assert after == before  # the run itself is untouched
 
 

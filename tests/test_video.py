@@ -10,7 +10,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from run_folders import run_main, write_run
+from run_folders import error_line, run_main, write_run
 
 import reinforce  # noqa: F401  (registers the gymnasium ids)
 from reinforce.hub import torch_policy
@@ -94,7 +94,6 @@ def test_record_bad_input_exits_2_one_line(tmp_path, argv, message):
     run = write_run(tmp_path / "run", "CartPole-v1", "torch")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     code, _, err = run_main(["record", str(run.path), *argv])
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith("reinforce: error: ") and message in lines[0]
+    assert code == 2, err
+    assert message in error_line(err)
     assert not list(tmp_path.rglob("*.mp4")) and not list(tmp_path.rglob("*.gif"))
