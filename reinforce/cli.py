@@ -9,6 +9,8 @@ checkpoint; Ctrl-C saves a checkpoint and exits with 130; ``train --resume RUN_D
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from pathlib import Path
 
@@ -148,6 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-after", type=_positive_int, default=None, metavar="UPDATES",
                        help="save a checkpoint and stop once UPDATES updates are done (JAX: "
                             "at the end of that chunk); continue later with --resume")
+    train.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                       help="train over several processes (hosts) with jax.distributed: "
+                            "the address of process 0; every process runs the same command "
+                            "with its own --process-id, and process 0 writes the run folder")
+    train.add_argument("--num-processes", type=_positive_int, default=None, metavar="N",
+                       help="number of processes, with --coordinator")
+    train.add_argument("--process-id", type=int, default=None, metavar="I",
+                       help="this process's index, 0 to N-1, with --coordinator")
 
     ev = sub.add_parser("evaluate", help="evaluate a saved run again")
     ev.add_argument("run_dir", type=Path)
@@ -233,7 +243,43 @@ TRAIN_SETTINGS = ("env", "backend", "preset", "seed", "seeds", "out", "lr", "gam
                   "batch_episodes", "max_t", "hidden", "eval_episodes", "baseline")
 
 
+def _join_processes(args: argparse.Namespace) -> int:
+    """Join the other processes if ``--coordinator`` is given; this process's index (0 alone).
+
+    Called before JAX starts: the CPU cores become host devices first (as in one process)."""
+    from reinforce_jax.trainer import init_distributed, use_host_cores
+
+    use_host_cores()  # before JAX's first array: every core trains its share of the runs
+    given = [f"--{name.replace('_', '-')}" for name in ("num_processes", "process_id")
+             if getattr(args, name) is not None]
+    if args.coordinator is None:
+        if given:
+            verb = "need" if len(given) > 1 else "needs"
+            raise UsageError(f"{' and '.join(given)} {verb} --coordinator HOST:PORT")
+        return 0
+    if len(given) < 2:
+        raise UsageError("--coordinator needs --num-processes N and --process-id I")
+    if not 0 <= args.process_id < args.num_processes:
+        raise UsageError(f"--process-id must be in 0..{args.num_processes - 1}, "
+                         f"got {args.process_id}")
+    if args.resume is not None:
+        raise UsageError("--resume continues a run in one process; drop --coordinator (the "
+                         "results do not depend on the number of devices)")
+    if args.backend not in (None, "jax"):
+        raise UsageError("several processes (--coordinator) train only with --backend jax")
+    try:
+        init_distributed(args.coordinator, args.num_processes, args.process_id)
+    except Exception as exc:  # noqa: BLE001 - JAX raises several kinds; one line for all
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot join the processes through {args.coordinator}: {first}"
+                         ) from None
+    return args.process_id
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    process = _join_processes(args)
+    if process != 0:
+        return _train_other_process(args, process)
     if args.resume is not None:
         opened = _open_resume(args)
         if opened is None:
@@ -254,6 +300,40 @@ def cmd_train(args: argparse.Namespace) -> int:
         folder.write_config()
         checkpoint = None
     return _train(args, folder, checkpoint)
+
+
+def _train_other_process(args: argparse.Namespace, process: int) -> int:
+    """A process other than 0 of a multi-process run: it trains its share of the runs and
+    writes nothing; the run folder is process 0's (its files go to a temporary folder)."""
+    import shutil
+    import tempfile
+
+    backend = _check_backend(args.backend if args.backend is not None else "jax")
+    cfg, lrs = config_from_args(args)
+    first = args.seed if args.seed is not None else 0
+    n_seeds = args.seeds if args.seeds is not None else 1
+    specs = [RunSpec(first + i, lr) for lr in lrs for i in range(n_seeds)]
+    from reinforce.envs import make
+
+    env, _ = make(cfg.env_id)
+    scratch = Path(tempfile.mkdtemp(prefix=f"reinforce-process-{process}-"))
+    try:
+        folder = RunFolder(scratch / "run", cfg, backend, specs, env.observation_size,
+                           env.num_actions)
+        make_writable_dir(folder.path)
+        folder.write_config()
+        args.quiet = True
+        with contextlib.redirect_stdout(io.StringIO()):
+            _train(args, folder, None, announce=False)
+    except TrainingStopped as exc:  # all processes stop together; process 0 has the checkpoint
+        raise TrainingStopped(f"process {process}: stopped with the other processes; process "
+                              "0 saved the checkpoint", by_signal=exc.by_signal) from None
+    except TrainingError as exc:  # the same in every process; process 0 reports it in full
+        raise TrainingError(f"process {process}: {str(exc).split(';')[0]}") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"process {process}/{args.num_processes}: done; process 0 wrote the run folder")
+    return 0
 
 
 def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoint] | None:
@@ -293,7 +373,7 @@ def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoin
 
 
 def _train(args: argparse.Namespace, folder: RunFolder,
-           checkpoint: TrainingCheckpoint | None) -> int:
+           checkpoint: TrainingCheckpoint | None, announce: bool = True) -> int:
     cfg, backend, specs, out = folder.cfg, folder.backend, folder.runs, folder.path
     sequential = backend == "torch"
     total = cfg.n_updates * (len(specs) if sequential else 1)
@@ -301,11 +381,11 @@ def _train(args: argparse.Namespace, folder: RunFolder,
                                      every_seconds=args.checkpoint_every,
                                      stop_after=args.stop_after)
     start_at = session.last_saved or 0
-    if checkpoint is None:
-        print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend} "
-              f"({cfg.n_training_episodes} episodes, {cfg.n_updates} updates of "
-              f"{cfg.batch_episodes} episode(s) each) -> {out}", file=sys.stderr)
-    else:
+    if announce and checkpoint is None:
+        print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend}"
+              f"{_devices_note(backend)} ({cfg.n_training_episodes} episodes, {cfg.n_updates} "
+              f"updates of {cfg.batch_episodes} episode(s) each) -> {out}", file=sys.stderr)
+    elif announce:
         print(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend} in "
               f"{out} at {checkpoint.progress.get('at', f'update {start_at}')}",
               file=sys.stderr)
@@ -362,6 +442,17 @@ def _train(args: argparse.Namespace, folder: RunFolder,
         print(f"{n_ok}/{len(specs)} runs reach the certification score {threshold:g}")
     print(f"wall time {wall_seconds:.1f} s; run folder {out}")
     return 0
+
+
+def _devices_note(backend: str) -> str:
+    """' on N devices' (and processes) for the JAX backend."""
+    if backend != "jax":
+        return ""
+    import jax
+
+    n = len(jax.devices())
+    procs = f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""
+    return f" on {n} {jax.default_backend().upper()} device{'s' if n > 1 else ''}{procs}"
 
 
 def _index(tree, i: int):

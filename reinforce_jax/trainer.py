@@ -307,9 +307,26 @@ def use_host_cores(n: int | None = None) -> None:
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
+def init_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                     process_id: int | None = None) -> None:
+    """Join a training over several processes (hosts) with ``jax.distributed``.
+
+    Call it in every process before anything else touches JAX; ``coordinator`` is
+    ``host:port`` of process 0. (Left out, the arguments are found on Slurm and Cloud TPU.)
+    ``jax.devices()`` then lists the devices of every process, ``train_many`` shards its runs
+    over all of them and gathers the results in every process. CPU processes exchange data
+    through gloo.
+    """
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                               process_id=process_id)
+
+
 def run_devices(n_runs: int) -> list:
     """The devices ``n_runs`` runs are spread over: all of them, but no more than runs."""
     devices = jax.devices()
+    if jax.process_count() > 1:  # every process takes part (the runs axis is padded)
+        return devices
     return devices[: max(1, min(len(devices), n_runs))]
 
 
@@ -324,7 +341,54 @@ def shard_runs(tree: Any, devices: list | None = None) -> Any:
         return tree
     mesh = jax.sharding.Mesh(devices, ("runs",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
-    return jax.device_put(tree, sharding)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(partial(_global_array, sharding), tree)
+
+
+def _global_array(sharding: jax.sharding.Sharding, x: Any) -> jax.Array:
+    """``x``, the same in every process, as one array over the devices of all processes (each
+    process puts its own share on its own devices)."""
+    import numpy as np
+
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        return jax.device_put(x, sharding)  # already global
+    if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        data = _global_array(sharding, jax.random.key_data(x))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def to_host(tree: Any) -> Any:
+    """numpy copies of a tree of arrays (typed PRNG keys as their raw data).
+
+    An array spread over the devices of several processes (``jax.distributed``) is gathered
+    from all of them, which is a collective: every process must call this at the same point.
+    """
+    import numpy as np
+
+    def one(x):
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(one, tree)
+
+
+def any_process(flag: bool) -> bool:
+    """``flag`` of this process, or-ed over all processes (a collective when there are several),
+    so that every process takes the same branch."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.asarray(flag))).any())
 
 
 class ManyResult(NamedTuple):
@@ -390,21 +454,29 @@ def train_many(
     def label(u: int) -> str:
         return f"update {u}/{cfg.n_updates}"
 
+    # The state on the host, taken at the same points in every process (with several processes
+    # this gathers); checkpoints are written from it, so saving never touches the devices.
+    host = to_host(state)
+
     def save(status: str = "running") -> None:
-        session.save(lambda: many_arrays(state, chunks, wall, n_runs), done, label(done),
+        session.save(lambda: many_arrays(host, chunks, wall, n_runs), done, label(done),
                      status, updates_done=done)
 
     if session.last_saved is None:
         save()  # the first checkpoint: training has started
     while done < cfg.n_updates:
-        if session.should_stop(done):
+        stop_here = session.should_stop(done)
+        if any_process(stop_here):
+            if not stop_here:  # another process was interrupted (Ctrl-C): so is this one
+                session.stop_flag.set()
             if session.last_saved != done:
                 save("interrupted" if session.stop_flag.is_set() else "stopped")
             raise session.stopped(label(done))
         n = min(cfg.chunk_updates, cfg.n_updates - done)
         new_state, metrics = run_chunk(state, n)
-        metrics = jax.tree.map(lambda x: np.asarray(x)[:n_runs], metrics)  # waits for it
-        check_finite(session, new_state, metrics, n_runs, done, cfg.n_updates)
+        metrics = jax.tree.map(lambda x: x[:n_runs], to_host(metrics))  # waits for it
+        host = to_host(new_state)
+        check_finite(session, host, metrics, n_runs, done, cfg.n_updates)
         # The same sharding in every chunk's input (jit may return a leaf replicated), so the
         # chunk program compiles once.
         state = shard_runs(new_state, devices)
@@ -420,10 +492,10 @@ def train_many(
     metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
 
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    eval_returns = np.asarray(
+    eval_returns = to_host(
         evaluate(state.params, shard_runs(eval_keys, devices), cfg.n_evaluation_episodes)
     )[:n_runs]
-    params = jax.tree.map(lambda x: np.asarray(x)[:n_runs], state.params)
+    params = jax.tree.map(lambda x: x[:n_runs], host.params)
     return ManyResult(params, metrics, np.asarray(wall), eval_returns)
 
 
@@ -477,18 +549,15 @@ def _raw_key_init(trainer: Trainer):
     return init
 
 
-def state_arrays(state: TrainState, n_runs: int | None = None) -> dict[str, Any]:
-    """Every array of a stacked ``TrainState`` (its first ``n_runs`` runs) by key path.
+def state_arrays(host: TrainState, n_runs: int | None = None) -> dict[str, Any]:
+    """Every array of a stacked ``TrainState`` on the host (:func:`to_host`: the key as its raw
+    data), its first ``n_runs`` runs, by key path.
 
     Names are ``jax.tree_util.keystr`` paths: ``state.params['params']['layers_0']['bias']``,
     ``state.opt_state.mu[...]``, ``state.key`` (the raw key data), ``state.lr``, ...
     """
-    import numpy as np
-
-    raw = state._replace(key=jax.random.key_data(state.key))
-    leaves = jax.tree_util.tree_flatten_with_path(raw)[0]
-    return {"state" + jax.tree_util.keystr(path): np.asarray(leaf)[:n_runs]
-            for path, leaf in leaves}
+    leaves = jax.tree_util.tree_flatten_with_path(host)[0]
+    return {"state" + jax.tree_util.keystr(path): leaf[:n_runs] for path, leaf in leaves}
 
 
 def state_from_arrays(template: TrainState, arrays: dict[str, Any], source: str) -> TrainState:
@@ -507,12 +576,13 @@ def state_from_arrays(template: TrainState, arrays: dict[str, Any], source: str)
     return jax.tree_util.tree_unflatten(treedef, values)
 
 
-def many_arrays(state: TrainState, chunks: list[Metrics], wall: list[float], n_runs: int
+def many_arrays(host: TrainState, chunks: list[Metrics], wall: list[float], n_runs: int
                 ) -> dict[str, Any]:
-    """A checkpoint of :func:`train_many`: the state, the metrics so far, their wall times."""
+    """A checkpoint of :func:`train_many`: the state (on the host), the metrics so far, their
+    wall times."""
     import numpy as np
 
-    out = state_arrays(state, n_runs)
+    out = state_arrays(host, n_runs)
     for name in Metrics._fields:
         series = [getattr(c, name) for c in chunks]
         out[f"metrics/{name}"] = (np.concatenate(series, axis=1) if series
@@ -545,10 +615,11 @@ def restore_many(template: TrainState, checkpoint, n_runs: int, source: str = "t
     return state, chunks, [float(w) for w in wall]
 
 
-def check_finite(session, state: TrainState, metrics: Metrics, n_runs: int, done: int,
+def check_finite(session, host: TrainState, metrics: Metrics, n_runs: int, done: int,
                  n_updates: int) -> None:
     """Raise the session's ``TrainingError`` if a chunk left a non-finite loss, weight or
-    optimizer moment (the gradients go into the moments) in any run."""
+    optimizer moment (the gradients go into the moments) in any run (``host``: the state on the
+    host, from :func:`to_host`)."""
     import numpy as np
 
     from reinforce.session import first_non_finite
@@ -559,9 +630,9 @@ def check_finite(session, state: TrainState, metrics: Metrics, n_runs: int, done
         raise session.non_finite("policy loss", f"update {done + u + 1}/{n_updates}",
                                  int(bad[:, u].argmax()))
     n = metrics.policy_loss.shape[1]
-    for what, tree in (("weight", state.params), ("gradient (Adam moment)", state.opt_state)):
+    for what, tree in (("weight", host.params), ("gradient (Adam moment)", host.opt_state)):
         leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-        found = first_non_finite({jax.tree_util.keystr(p): np.asarray(x)[:n_runs]
+        found = first_non_finite({jax.tree_util.keystr(p): x[:n_runs]
                                   for p, x in leaves})
         if found is not None:
             name, run = found

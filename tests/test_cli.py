@@ -127,6 +127,17 @@ BAD_MORE = [
     (["train", "--resume", "{run}", "--out", "{empty}"], "drop --out"),
     (["train", "--resume", "{run}", "--episodes", "8", "--preset", "notebook"],
      "drop --preset, --episodes"),
+    # several processes (jax.distributed): checked before any process is contacted
+    (["train", "--num-processes", "2"], "--num-processes needs --coordinator HOST:PORT"),
+    (["train", "--num-processes", "2", "--process-id", "1"],
+     "--num-processes and --process-id need --coordinator"),
+    (["train", "--coordinator", "localhost:1"], "--coordinator needs --num-processes N and"),
+    (["train", "--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "2"],
+     "--process-id must be in 0..1, got 2"),
+    (["train", "--coordinator", "localhost:1", "--num-processes", "2", "--process-id", "0",
+      "--backend", "torch"], "train only with --backend jax"),
+    (["train", "--resume", "{run}", "--coordinator", "localhost:1", "--num-processes", "2",
+      "--process-id", "0"], "--resume continues a run in one process"),
     # missing or unusable run folders
     (["train", "--resume"], "expected one argument"),
     (["train", "--resume", "/nonexistent/run"], "no run folder at /nonexistent/run"),

@@ -55,3 +55,49 @@ def test_same_metrics_params_and_evaluation(one_and_four):
     for a, b in zip(one["params"], four["params"], strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(four["eval"], one["eval"], rtol=1e-6)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _run_two_processes() -> list[dict]:
+    """The same script in two processes of 2 forced host devices each, joined by
+    ``jax.distributed`` on this machine: 4 devices in all, 2 of them in each process."""
+    port = _free_port()
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+               JAX_PLATFORMS="cpu")
+    procs = []
+    for i in range(2):
+        init = (f"from reinforce_jax.trainer import init_distributed\n"
+                f"init_distributed('localhost:{port}', 2, {i})\n")
+        procs.append(subprocess.Popen([sys.executable, "-c", init + SCRIPT], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = []
+    for p in procs:
+        try:
+            stdout, stderr = p.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        assert p.returncode == 0, stderr[-2000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    return outs
+
+
+def test_two_processes_give_the_results_of_one_device(one_and_four):
+    one, _ = one_and_four
+    outs = _run_two_processes()
+    for out in outs:  # every process sees all 4 devices and gets every run's results
+        assert out["devices"] == 4
+        for name, values in one["metrics"].items():
+            np.testing.assert_allclose(out["metrics"][name], values, rtol=1e-5, atol=1e-5,
+                                       err_msg=name)
+        for a, b in zip(one["params"], out["params"], strict=True):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(out["eval"], one["eval"], rtol=1e-6)
