@@ -37,7 +37,7 @@ from benchmarks.variants import (
     variant_config,
 )
 from reinforce.checkpoint import make_writable_dir
-from reinforce.config import CERTIFICATION, ConfigError
+from reinforce.config import CERTIFICATION, COMPILE_CACHE_ENV, ConfigError
 from reinforce.envs import ENV_IDS
 
 PROG = "benchmarks.compare"
@@ -172,6 +172,20 @@ def make_plan(args: argparse.Namespace) -> list[dict[str, Any]]:
             raise UsageError(f"{name}: {exc}") from None
         plan.append({"variant": name, "config": cfg.to_dict(), "seeds": list(range(n_seeds)),
                      "device": args.device})
+    for spec in plan:
+        source = VARIANTS[spec["variant"]].cache_of
+        if source is None:
+            continue
+        name = spec["variant"]
+        earlier = [s["variant"] for s in plan[:plan.index(spec)]]
+        if source not in earlier:
+            raise UsageError(f"--variants: {name} loads the programs {source} compiled; "
+                             f"name {source} before it")
+        if name in seeds or name in budget:
+            raise UsageError(f"{name} trains the seeds and budget of {source}; set those "
+                             f"for {source}")
+        given = plan[earlier.index(source)]
+        spec.update(config=given["config"], seeds=given["seeds"])
     return plan
 
 
@@ -192,8 +206,12 @@ def check_gpu() -> dict[str, Any]:
     return seen
 
 
-def worker_env(device: str) -> dict[str, str]:
+def worker_env(device: str, compile_cache: Path) -> dict[str, str]:
+    """The worker's environment: the repository importable, the device, and a compilation
+    cache folder of the variant's own (empty, so that it compiles cold) or of the variant whose
+    programs it loads."""
     env = dict(os.environ)
+    env[COMPILE_CACHE_ENV] = str(compile_cache)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     if device == "cpu":
@@ -209,12 +227,14 @@ def run_variant(spec: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Train one variant in a worker process; returns the dict it wrote."""
     name = spec["variant"]
     spec_path = workdir / f"{name}.spec.json"
+    cache = VARIANTS[name].cache_of or name
     spec = {**spec, "out": str(workdir / f"{name}.result.json"), "spawned_at": time.time()}
     spec_path.write_text(json.dumps(spec))
     print(f"[{name}] {len(spec['seeds'])} seed(s) x {spec['config']['n_training_episodes']} "
           f"episodes ...", file=sys.stderr, flush=True)
     proc = subprocess.run([sys.executable, "-m", PROG, "--_worker", str(spec_path)],
-                          env=worker_env(spec["device"]), cwd=REPO_ROOT)
+                          env=worker_env(spec["device"], workdir / "compile-cache" / cache),
+                          cwd=REPO_ROOT)
     if proc.returncode != 0:
         raise WorkerFailed(f"variant {name} failed (worker exit code {proc.returncode})")
     return json.loads(Path(spec["out"]).read_text())

@@ -185,7 +185,7 @@ def markdown(results: dict[str, Any], png_name: str | None) -> str:
 
 
 COLORS = {"notebook": "tab:red", "notebook-gym": "tab:orange", "torch": "tab:blue",
-          "jax": "tab:green", "jax-seeds": "tab:purple"}
+          "jax": "tab:green", "jax-seeds": "tab:purple", "jax-seeds-cached": "tab:brown"}
 MAX_CURVES = 8
 
 

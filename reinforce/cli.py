@@ -247,9 +247,10 @@ def _join_processes(args: argparse.Namespace) -> int:
     """Join the other processes if ``--coordinator`` is given; this process's index (0 alone).
 
     Called before JAX starts: the CPU cores become host devices first (as in one process)."""
-    from reinforce_jax.trainer import init_distributed, use_host_cores
+    from reinforce_jax.trainer import init_distributed, use_compile_cache, use_host_cores
 
     use_host_cores()  # before JAX's first array: every core trains its share of the runs
+    use_compile_cache()  # before the first compile: a config trained before compiles nothing
     given = [f"--{name.replace('_', '-')}" for name in ("num_processes", "process_id")
              if getattr(args, name) is not None]
     if args.coordinator is None:
@@ -482,6 +483,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _refuse_unfinished(folder.path)
     from reinforce.evaluate import certification_line, evaluate_run
 
+    if backend == "jax":
+        from reinforce_jax.trainer import use_compile_cache
+
+        use_compile_cache()
     result = evaluate_run(folder, backend, args.episodes, args.seed)
     cfg = folder.cfg
     print(f"{cfg.env_id} ({backend}, {folder.path}): {certification_line(cfg.env_id, result)}")

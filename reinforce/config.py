@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from reinforce.envs import ENV_IDS
@@ -155,3 +157,20 @@ def preset(name: str, env_id: str) -> TrainConfig:
     if env_id not in PRESETS[name]:
         raise ConfigError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
     return PRESETS[name][env_id]
+
+
+# --- the compilation cache -------------------------------------------------------------
+
+#: The environment variable naming the compilation cache folder ("off" disables the cache).
+COMPILE_CACHE_ENV = "REINFORCE_COMPILE_CACHE"
+
+
+def compile_cache_dir() -> Path | None:
+    """Where compiled programs are kept between processes: ``$REINFORCE_COMPILE_CACHE``, else
+    ``$XDG_CACHE_HOME/reinforce/jax`` (``~/.cache/reinforce/jax``); None when it says ``off``."""
+    value = os.environ.get(COMPILE_CACHE_ENV)
+    if value is not None:
+        value = value.strip()
+        return None if value.lower() in ("", "off", "0", "false", "no") else Path(value)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "reinforce" / "jax"

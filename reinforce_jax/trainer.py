@@ -24,6 +24,7 @@ One update has three phases, each a module-level function a test can call alone:
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -31,7 +32,7 @@ import jax.numpy as jnp
 import optax
 
 from reinforce import envs, returns
-from reinforce.config import TrainConfig
+from reinforce.config import TrainConfig, compile_cache_dir
 from reinforce_jax.policy import Policy, init_params, log_probs, make_policy
 
 #: Steps per time chunk of a rollout (the granularity of early stopping).
@@ -305,6 +306,36 @@ def use_host_cores(n: int | None = None) -> None:
         return
     n = n or os.cpu_count() or 1
     os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+#: Programs that compile faster than this are not written to the compilation cache.
+CACHE_MIN_COMPILE_SECONDS = 0.1
+
+
+def use_compile_cache(path: Path | None = None) -> Path | None:
+    """Keep the programs XLA compiles in a folder (JAX's persistent compilation cache), so that
+    a later process training the same config loads them instead of compiling again.
+
+    ``path`` defaults to :func:`~reinforce.config.compile_cache_dir`. Call it before the first
+    compile. Returns the folder in use, or None when the cache is off or the folder cannot be
+    created or written (then everything compiles as usual). Entries
+    are keyed by the program, the compiler options and the JAX version, so a stale entry is
+    never used; deleting the folder is always safe.
+    """
+    path = compile_cache_dir() if path is None else path
+    if path is None:
+        return None
+    import os
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(path, os.W_OK | os.X_OK):
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", CACHE_MIN_COMPILE_SECONDS)
+    return path
 
 
 def init_distributed(coordinator: str | None = None, num_processes: int | None = None,

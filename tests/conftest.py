@@ -11,6 +11,8 @@ import os
 import jax
 import pytest
 
+from reinforce.config import COMPILE_CACHE_ENV
+
 
 @pytest.fixture(autouse=True)
 def _no_x64_leak():
@@ -29,3 +31,18 @@ def _restore_xla_flags():
         os.environ.pop("XLA_FLAGS", None)
     else:
         os.environ["XLA_FLAGS"] = before
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _compile_cache(tmp_path_factory):
+    """One compilation cache for the whole test run (shared by the xdist workers), never the
+    user's ``~/.cache``: a CLI subprocess loads the programs an earlier test compiled."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    before = os.environ.get(COMPILE_CACHE_ENV)
+    os.environ[COMPILE_CACHE_ENV] = str(shared / "compile-cache")
+    yield
+    if before is None:
+        os.environ.pop(COMPILE_CACHE_ENV, None)
+    else:
+        os.environ[COMPILE_CACHE_ENV] = before

@@ -67,6 +67,10 @@ def test_quick_run_writes_every_variant_with_sane_numbers(quick_run):
     # The JAX backend spends most of a quick run compiling, and JAX reports it.
     assert results["variants"]["jax"]["compile_s"] > 0.5
     assert results["variants"]["jax-seeds"]["n_seeds"] == 2
+    # jax-seeds again, its programs from the compilation cache: less compiling, same agents.
+    fresh, cached = results["variants"]["jax-seeds"], results["variants"]["jax-seeds-cached"]
+    assert cached["compile_s"] < fresh["compile_s"] / 2
+    assert [s["eval"] for s in cached["per_seed"]] == [s["eval"] for s in fresh["per_seed"]]
     # The terminal shows the same table as the markdown, from the same numbers.
     for row in report.speed_rows(results)[1]:
         assert row[0] in stdout and row[5] in stdout
@@ -96,6 +100,9 @@ def test_quick_run_writes_markdown_and_plot_that_match_the_json(quick_run):
     (["--budget", "bogus=3"], "unknown variant"),
     (["--device", "tpu"], "cpu or gpu"),
     (["--eval-episodes", "-1"], "at least 1"),
+    (["--variants", "notebook,jax-seeds-cached"], "name jax-seeds before it"),
+    (["--variants", "jax-seeds-cached,jax-seeds"], "name jax-seeds before it"),
+    (["--seeds", "jax-seeds-cached=4"], "trains the seeds and budget of jax-seeds"),
     (["--no-such-option"], "unrecognized"),
 ])
 def test_bad_options_exit_2_with_one_line(argv, message, capsys, tmp_path):
@@ -120,7 +127,7 @@ def test_plan_defaults_and_overrides():
     args = compare.build_parser().parse_args([])
     plan = {p["variant"]: p for p in compare.make_plan(args)}
     assert list(plan) == list(DEFAULT_VARIANTS)
-    assert [len(plan[v]["seeds"]) for v in DEFAULT_VARIANTS] == [2, 2, 1, 32]
+    assert [len(plan[v]["seeds"]) for v in DEFAULT_VARIANTS] == [2, 2, 1, 32, 32]
     assert plan["notebook"]["config"]["batch_episodes"] == 1
     assert plan["notebook"]["config"]["n_training_episodes"] == 1000
     assert plan["jax"]["config"]["n_training_episodes"] == 1920
@@ -133,6 +140,13 @@ def test_plan_defaults_and_overrides():
     assert plan["notebook"]["config"]["n_training_episodes"] == 50
     assert plan["jax-seeds"]["config"]["n_training_episodes"] == 320
     assert plan["jax-seeds"]["config"]["env_id"] == "Pixelcopter-PLE-v0"
+    # The cached variant trains exactly what the variant it loads the programs of trains.
+    args = compare.build_parser().parse_args(
+        ["--seeds", "6", "--budget", "jax-seeds=640", "--variants", "jax-seeds,jax-seeds-cached"])
+    plan = {p["variant"]: p for p in compare.make_plan(args)}
+    assert plan["jax-seeds-cached"]["seeds"] == plan["jax-seeds"]["seeds"] == list(range(6))
+    assert plan["jax-seeds-cached"]["config"] == plan["jax-seeds"]["config"]
+    assert plan["jax-seeds-cached"]["config"]["n_training_episodes"] == 640
 
 
 def test_rolling_window_and_time_to_threshold():
