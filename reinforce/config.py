@@ -138,10 +138,12 @@ PRESETS: dict[str, dict[str, TrainConfig]] = {
             n_training_episodes=1920, max_t=500, batch_episodes=32, lr_decay=True,
             baseline="time", chunk_updates=10,
         ),
-        # JAX, seeds 0-3 in one program, 100 evaluation episodes: scores 7.5, 6.5, 6.3, 2.8
-        # (means 51-97): 3 of 4 certify (score >= 5). B=4, lr 3e-4, 40000 episodes: 4.3 and 0.4.
+        # JAX, seeds 0-3 in one program, 1000 evaluation episodes: means 157-255, scores 8.1,
+        # 12.4, 18.1, 11.7; a 100-episode evaluation reaches 5 in 44 of 80 tries (returns are
+        # close to exponential: std ~ mean). gamma 0.99: means 56-104, scores 5.6-11.1, 35 of
+        # 80; gamma 0.95 learns about twice as fast. B=4, lr 3e-4, 40000 episodes: 4.3 and 0.4.
         "Pixelcopter-PLE-v0": TrainConfig(
-            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=5e-4, gamma=0.99,
+            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=5e-4, gamma=0.95,
             n_training_episodes=80000, max_t=10000, batch_episodes=8, lr_decay=True,
             chunk_updates=500,
         ),
