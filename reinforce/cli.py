@@ -246,11 +246,9 @@ TRAIN_SETTINGS = ("env", "backend", "preset", "seed", "seeds", "out", "lr", "gam
 def _join_processes(args: argparse.Namespace) -> int:
     """Join the other processes if ``--coordinator`` is given; this process's index (0 alone).
 
-    Called before JAX starts: the CPU cores become host devices first (as in one process)."""
-    from reinforce_jax.trainer import init_distributed, use_compile_cache, use_host_cores
+    Called before JAX starts (after :func:`_start_jax`)."""
+    from reinforce_jax.trainer import init_distributed
 
-    use_host_cores()  # before JAX's first array: every core trains its share of the runs
-    use_compile_cache()  # before the first compile: a config trained before compiles nothing
     given = [f"--{name.replace('_', '-')}" for name in ("num_processes", "process_id")
              if getattr(args, name) is not None]
     if args.coordinator is None:
@@ -277,7 +275,17 @@ def _join_processes(args: argparse.Namespace) -> int:
     return args.process_id
 
 
+def _start_jax() -> None:
+    """Before JAX's first array and compile: every CPU core becomes a host device (each trains
+    its share of the runs) and compiled programs are kept in the compilation cache."""
+    from reinforce_jax.trainer import use_compile_cache, use_host_cores
+
+    use_host_cores()
+    use_compile_cache()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    _start_jax()
     process = _join_processes(args)
     if process != 0:
         return _train_other_process(args, process)
@@ -287,20 +295,27 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 0
         folder, checkpoint = opened
     else:
-        backend = _check_backend(args.backend if args.backend is not None else "jax")
-        cfg, lrs = config_from_args(args)
-        first = args.seed if args.seed is not None else 0
-        n_seeds = args.seeds if args.seeds is not None else 1
-        specs = [RunSpec(first + i, lr) for lr in lrs for i in range(n_seeds)]
-        out = _prepare_out(args.out, cfg, backend)
-
-        from reinforce.envs import make
-
-        env, _ = make(cfg.env_id)
-        folder = RunFolder(out, cfg, backend, specs, env.observation_size, env.num_actions)
+        folder = _new_folder(args)
         folder.write_config()
         checkpoint = None
     return _train(args, folder, checkpoint)
+
+
+def _new_folder(args: argparse.Namespace, path: Path | None = None) -> RunFolder:
+    """The run folder the train options describe, at ``path`` or else at ``--out`` (checked
+    and created); its config is not written yet."""
+    backend = _check_backend(args.backend if args.backend is not None else "jax")
+    cfg, lrs = config_from_args(args)
+    first = args.seed if args.seed is not None else 0
+    n_seeds = args.seeds if args.seeds is not None else 1
+    specs = [RunSpec(first + i, lr) for lr in lrs for i in range(n_seeds)]
+    if path is None:
+        path = _prepare_out(args.out, cfg, backend)
+
+    from reinforce.envs import make
+
+    env, _ = make(cfg.env_id)
+    return RunFolder(path, cfg, backend, specs, env.observation_size, env.num_actions)
 
 
 def _train_other_process(args: argparse.Namespace, process: int) -> int:
@@ -309,18 +324,9 @@ def _train_other_process(args: argparse.Namespace, process: int) -> int:
     import shutil
     import tempfile
 
-    backend = _check_backend(args.backend if args.backend is not None else "jax")
-    cfg, lrs = config_from_args(args)
-    first = args.seed if args.seed is not None else 0
-    n_seeds = args.seeds if args.seeds is not None else 1
-    specs = [RunSpec(first + i, lr) for lr in lrs for i in range(n_seeds)]
-    from reinforce.envs import make
-
-    env, _ = make(cfg.env_id)
     scratch = Path(tempfile.mkdtemp(prefix=f"reinforce-process-{process}-"))
     try:
-        folder = RunFolder(scratch / "run", cfg, backend, specs, env.observation_size,
-                           env.num_actions)
+        folder = _new_folder(args, scratch / "run")
         make_writable_dir(folder.path)
         folder.write_config()
         args.quiet = True

@@ -318,9 +318,9 @@ def use_compile_cache(path: Path | None = None) -> Path | None:
 
     ``path`` defaults to :func:`~reinforce.config.compile_cache_dir`. Call it before the first
     compile. Returns the folder in use, or None when the cache is off or the folder cannot be
-    created or written (then everything compiles as usual). Entries
-    are keyed by the program, the compiler options and the JAX version, so a stale entry is
-    never used; deleting the folder is always safe.
+    created or written (then everything compiles as usual). Entries are keyed by the program,
+    the compiler options and the JAX version, so a stale entry is never used; deleting the
+    folder is always safe.
     """
     path = compile_cache_dir() if path is None else path
     if path is None:

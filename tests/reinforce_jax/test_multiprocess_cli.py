@@ -33,18 +33,14 @@ def _metrics(folder) -> dict[str, np.ndarray]:
     return {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k != "wall_seconds"}
 
 
-def test_two_processes_write_one_folder_with_the_results_of_one(tmp_path):
-    alone, shared = tmp_path / "alone", tmp_path / "shared"
-    single = subprocess.run([sys.executable, "-m", "reinforce", *ARGS, "--out", str(alone)],
-                            env=_env(), capture_output=True, text=True, timeout=300)
-    assert single.returncode == 0, single.stderr[-2000:]
-    assert "on 2 CPU devices" in single.stderr
-
+def _two_processes(out, extra=([], [])) -> tuple[list, list[tuple[str, str]]]:
+    """``reinforce train`` with ARGS in processes 0 and 1 joined on this machine (``extra[i]``
+    added to process i's options); the processes and their (stdout, stderr)."""
     port = _free_port()
     procs = [
-        subprocess.Popen([sys.executable, "-m", "reinforce", *ARGS, "--out", str(shared),
+        subprocess.Popen([sys.executable, "-m", "reinforce", *ARGS, "--out", str(out),
                           "--coordinator", f"localhost:{port}", "--num-processes", "2",
-                          "--process-id", str(i)],
+                          "--process-id", str(i), *extra[i]],
                          env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)
     ]
@@ -55,6 +51,17 @@ def test_two_processes_write_one_folder_with_the_results_of_one(tmp_path):
     finally:
         for p in procs:
             p.kill()
+    return procs, outs
+
+
+def test_two_processes_write_one_folder_with_the_results_of_one(tmp_path):
+    alone, shared = tmp_path / "alone", tmp_path / "shared"
+    single = subprocess.run([sys.executable, "-m", "reinforce", *ARGS, "--out", str(alone)],
+                            env=_env(), capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert "on 2 CPU devices" in single.stderr
+
+    procs, outs = _two_processes(shared)
     for p, (_, stderr) in zip(procs, outs, strict=True):
         assert p.returncode == 0, stderr[-2000:]
     (out0, err0), (out1, _) = outs
@@ -79,22 +86,7 @@ def test_a_stop_in_one_process_stops_all_with_process_0_checkpoint(tmp_path):
     process stops after that chunk, process 0 saves the checkpoint as interrupted, and the run then
     resumes in one process."""
     out = tmp_path / "run"
-    port = _free_port()
-    extra = [[], ["--stop-after", "10"]]
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "reinforce", *ARGS, "--out", str(out),
-                          "--coordinator", f"localhost:{port}", "--num-processes", "2",
-                          "--process-id", str(i), *extra[i]],
-                         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i in range(2)
-    ]
-    outs = []
-    try:
-        for p in procs:
-            outs.append(p.communicate(timeout=300))
-    finally:
-        for p in procs:
-            p.kill()
+    procs, outs = _two_processes(out, [[], ["--stop-after", "10"]])
     (_, err0), (_, err1) = outs
     assert procs[0].returncode == 130, err0[-2000:]
     assert procs[1].returncode == 0, err1[-2000:]

@@ -49,12 +49,17 @@ def test_four_devices_are_used(one_and_four):
 
 def test_same_metrics_params_and_evaluation(one_and_four):
     one, four = one_and_four
-    for name, values in one["metrics"].items():
-        np.testing.assert_allclose(four["metrics"][name], values, rtol=1e-5, atol=1e-5,
+    _assert_same_results(four, one)
+
+
+def _assert_same_results(got: dict, expected: dict) -> None:
+    """Metrics, weights and evaluation returns equal to float tolerance."""
+    for name, values in expected["metrics"].items():
+        np.testing.assert_allclose(got["metrics"][name], values, rtol=1e-5, atol=1e-5,
                                    err_msg=name)
-    for a, b in zip(one["params"], four["params"], strict=True):
+    for a, b in zip(expected["params"], got["params"], strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(four["eval"], one["eval"], rtol=1e-6)
+    np.testing.assert_allclose(got["eval"], expected["eval"], rtol=1e-6)
 
 
 def _free_port() -> int:
@@ -95,9 +100,4 @@ def test_two_processes_give_the_results_of_one_device(one_and_four):
     outs = _run_two_processes()
     for out in outs:  # every process sees all 4 devices and gets every run's results
         assert out["devices"] == 4
-        for name, values in one["metrics"].items():
-            np.testing.assert_allclose(out["metrics"][name], values, rtol=1e-5, atol=1e-5,
-                                       err_msg=name)
-        for a, b in zip(one["params"], out["params"], strict=True):
-            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(out["eval"], one["eval"], rtol=1e-6)
+        _assert_same_results(out, one)
