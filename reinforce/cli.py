@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-episodes", type=int, default=None, help=help_of("batch_episodes"))
     train.add_argument("--max-t", type=int, default=None, help=help_of("max_t"))
     train.add_argument("--baseline", default=None, help=help_of("baseline"))
+    train.add_argument("--segment-steps", type=int, default=None, metavar="N",
+                       help=help_of("segment_steps"))
     train.add_argument("--hidden", type=_int_list, default=None,
                        help=help_of("hidden_sizes") + ", e.g. 16 or 64,128")
     train.add_argument("--eval-episodes", type=int, default=None,
@@ -211,6 +213,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[float]
         "hidden_sizes": args.hidden,
         "n_evaluation_episodes": args.eval_episodes,
         "baseline": args.baseline,
+        "segment_steps": args.segment_steps,
     }
     lrs = args.lr if args.lr is not None else [cfg.lr]
     overrides["lr"] = lrs[0]
@@ -240,7 +243,8 @@ def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
 
 #: The options that define a run; --resume takes them all from the run's config.json.
 TRAIN_SETTINGS = ("env", "backend", "preset", "seed", "seeds", "out", "lr", "gamma", "episodes",
-                  "batch_episodes", "max_t", "hidden", "eval_episodes", "baseline")
+                  "batch_episodes", "max_t", "hidden", "eval_episodes", "baseline",
+                  "segment_steps")
 
 
 def _join_processes(args: argparse.Namespace) -> int:
@@ -389,9 +393,14 @@ def _train(args: argparse.Namespace, folder: RunFolder,
                                      stop_after=args.stop_after)
     start_at = session.last_saved or 0
     if announce and checkpoint is None:
+        if cfg.segment_steps:
+            budget = (f"{cfg.n_updates} updates of {cfg.batch_episodes} env(s) x "
+                      f"{cfg.segment_steps} steps, learning from the first {cfg.segment_learned}")
+        else:
+            budget = (f"{cfg.n_training_episodes} episodes, {cfg.n_updates} updates of "
+                      f"{cfg.batch_episodes} episode(s) each")
         print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend}"
-              f"{_devices_note(backend)} ({cfg.n_training_episodes} episodes, {cfg.n_updates} "
-              f"updates of {cfg.batch_episodes} episode(s) each) -> {out}", file=sys.stderr)
+              f"{_devices_note(backend)} ({budget}) -> {out}", file=sys.stderr)
     elif announce:
         print(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend} in "
               f"{out} at {checkpoint.progress.get('at', f'update {start_at}')}",

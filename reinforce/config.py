@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,23 @@ from reinforce.returns import BASELINES
 
 #: The course's certification threshold on score = mean - std, per env.
 CERTIFICATION = {"CartPole-v1": 350.0, "Pixelcopter-PLE-v0": 5.0}
+
+
+#: Segment mode: ended episodes are replaced by new ones at every multiple of this many steps.
+SEGMENT_BLOCK = 64
+#: Segment mode: the discounted weight (relative to the step's own reward) of the rewards that a
+#: learned step's return may miss because the segment ended; sets how many steps are not learned.
+SEGMENT_TOLERANCE = 0.01
+
+
+def segment_cut(gamma: float) -> int:
+    """Steps at the end of a segment that are played but not learned from: the least ``k`` with
+    ``gamma ** k <= SEGMENT_TOLERANCE`` (90 for gamma 0.95, 459 for 0.99)."""
+    if gamma <= 0.0:
+        return 0
+    if gamma >= 1.0:
+        raise ValueError("segments need gamma < 1")
+    return math.ceil(math.log(SEGMENT_TOLERANCE) / math.log(gamma) - 1e-9)
 
 
 class ConfigError(ValueError):
@@ -52,6 +70,14 @@ class TrainConfig:
         "one episode per batch)",
         default="none",
     )
+    segment_steps: int = _doc(
+        "0: every update plays batch_episodes complete episodes (the course's REINFORCE); N > 0: "
+        "every update plays batch_episodes envs for N steps each (a multiple of 64), starting new "
+        "episodes as they end, and learns from all but the last steps of each (whose returns "
+        "would miss more than 1 percent of their discounted weight); needs gamma < 1; "
+        "n_training_episodes then counts segments",
+        default=0,
+    )
     n_evaluation_episodes: int = _doc("episodes of the final evaluation", default=100)
     chunk_updates: int = _doc(
         "updates compiled into one JAX call between progress reports", default=50
@@ -74,11 +100,36 @@ class TrainConfig:
         if self.baseline not in BASELINES:
             raise ConfigError(f"unknown baseline {self.baseline!r}; choose one of "
                               f"{', '.join(BASELINES)}")
+        self._check_segments()
         if self.batch_episodes > self.n_training_episodes:
             raise ConfigError(
                 f"batch_episodes ({self.batch_episodes}) exceeds n_training_episodes "
                 f"({self.n_training_episodes})"
             )
+
+    def _check_segments(self) -> None:
+        n = int(self.segment_steps)
+        if n == 0:
+            return
+        if n < 0 or n % SEGMENT_BLOCK:
+            raise ConfigError(f"segment_steps must be 0 or a positive multiple of "
+                              f"{SEGMENT_BLOCK}, got {n}")
+        if self.gamma >= 1.0:
+            raise ConfigError("segment_steps needs gamma < 1 (a segment's last returns are cut "
+                              "short; with gamma 1 no step's return would be complete)")
+        if self.baseline != "none":
+            raise ConfigError(f"baseline {self.baseline!r} needs complete episodes that start "
+                              "together; use segment_steps 0 or baseline none")
+        cut = segment_cut(self.gamma)
+        if n <= cut:
+            least = -(-(cut + 1) // SEGMENT_BLOCK) * SEGMENT_BLOCK
+            raise ConfigError(f"segment_steps {n} is too short for gamma {self.gamma}: its last "
+                              f"{cut} steps are not learned from; use at least {least}")
+
+    @property
+    def segment_learned(self) -> int:
+        """Segment mode: the steps at the start of each segment that are learned from."""
+        return self.segment_steps - segment_cut(self.gamma) if self.segment_steps else 0
 
     @property
     def n_updates(self) -> int:

@@ -111,6 +111,10 @@ BAD_MORE = [
     (["train", "--checkpoint-every", "-1"], "must be a number of seconds >= 0"),
     (["train", "--checkpoint-every", "nan"], "must be a number of seconds >= 0"),
     (["train", "--stop-after", "0"], "must be at least 1"),
+    (["train", "--segment-steps", "100"], "segment_steps must be 0 or a positive multiple of 64"),
+    (["train", "--segment-steps", "1024"], "segment_steps needs gamma < 1"),
+    (["train", "--segment-steps", "1024", "--gamma", "0.99"], "baseline 'time' needs complete"),
+    (["train", "--env", "Pixelcopter-PLE-v0", "--segment-steps", "64"], "use at least 128"),
     (["evaluate", "{run}", "--episodes", "0"], "must be at least 1"),
     (["evaluate", "{run}", "--backend", "tf"], "unknown backend"),
     # output folders
@@ -122,6 +126,7 @@ BAD_MORE = [
     (["train", "--resume", "{run}", "--lr", "0.1"], "drop --lr"),
     (["train", "--resume", "{run}", "--seed", "0"], "drop --seed"),
     (["train", "--resume", "{run}", "--baseline", "none"], "drop --baseline"),
+    (["train", "--resume", "{run}", "--segment-steps", "128"], "drop --segment-steps"),
     (["train", "--resume", "{run}", "--seeds", "2", "--backend", "torch"],
      "drop --backend, --seeds"),
     (["train", "--resume", "{run}", "--out", "{empty}"], "drop --out"),

@@ -64,16 +64,21 @@ def _progress(run: Path) -> dict:
     return json.loads((run / CHECKPOINT_DIR / "progress.json").read_text())
 
 
-@pytest.mark.parametrize(("backend", "stops"), [
-    ("jax", [15, 41]),  # chunks of 10 updates: stops at the chunk boundaries 20, then 50
-    ("torch", [3, 9]),  # 2 runs of 6 updates, one after the other: stops in run 1, in run 2
-])
-def test_stopped_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, backend, stops,
+SEGMENTS = ["--gamma", "0.9", "--baseline", "none", "--segment-steps", "128"]
+
+
+@pytest.mark.parametrize(("backend", "stops", "mode"), [
+    ("jax", [15, 41], []),  # chunks of 10 updates: stops at the chunk boundaries 20, then 50
+    ("torch", [3, 9], []),  # 2 runs of 6 updates, one after the other: stops in run 1, in run 2
+    ("jax", [15, 41], SEGMENTS),
+    ("torch", [3, 9], SEGMENTS),
+], ids=["jax", "torch", "jax-segments", "torch-segments"])
+def test_stopped_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, backend, stops, mode,
                                                                  capsys):
     if backend == "jax":
-        argv = ["train", *JAX_RUNS]
+        argv = ["train", *JAX_RUNS, *mode]
     else:
-        argv = ["train", "--backend", "torch", "--episodes", "24", "--seeds", "2", *TINY]
+        argv = ["train", "--backend", "torch", "--episodes", "24", "--seeds", "2", *TINY, *mode]
     assert main([*argv, "--out", str(tmp_path / "straight")]) == 0
 
     resumed = tmp_path / "resumed"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import partial
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from reinforce import envs
@@ -31,6 +32,19 @@ def _step(env, key, state, actions, params):
     return key, obs, state, reward, terminated, truncated
 
 
+@partial(jax.jit, static_argnums=0)
+def _renew(env, key, state, obs, alive, params):
+    key, reset_key = jax.random.split(key)
+    new_obs, new_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(reset_key, alive.shape[0]), params
+    )
+
+    def keep(old, new):
+        return jnp.where(alive.reshape(alive.shape + (1,) * (old.ndim - 1)), old, new)
+
+    return key, keep(obs, new_obs), jax.tree.map(keep, state, new_state)
+
+
 class BatchedEnv:
     """``n`` copies of one env stepped together; the caller tracks which episodes are over."""
 
@@ -50,6 +64,14 @@ class BatchedEnv:
 
     def reset(self) -> np.ndarray:
         self.key, obs, self.state = _reset(self.env, self.key, self.n, self.params)
+        return np.array(obs)
+
+    def renew(self, obs: np.ndarray, alive: np.ndarray) -> np.ndarray:
+        """Start a new episode in every slot where ``alive`` is False (the others go on);
+        returns the observations, ``obs`` where alive."""
+        self.key, obs, self.state = _renew(self.env, self.key, self.state,
+                                           np.asarray(obs, np.float32), np.asarray(alive, bool),
+                                           self.params)
         return np.array(obs)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
