@@ -5,6 +5,8 @@ The environment is the shared functional one, stepped for the whole batch by
 ``reinforce.returns``. Phases mirror ``reinforce_jax.trainer``: :func:`collect` ->
 :func:`compute_weights` -> :func:`reinforce_loss` + Adam. With ``batch_episodes=1`` this is
 the course's loop: sample, reward-to-go, normalize, ``loss = -sum(log pi(a|s) * G)``, Adam.
+With ``cfg.segment_steps > 0``, :func:`collect_segments` plays fixed-length segments instead,
+as the JAX trainer does.
 """
 
 from __future__ import annotations
