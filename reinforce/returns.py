@@ -11,6 +11,7 @@ The numpy loops at the bottom are the test oracle, not used by the trainers.
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -100,6 +101,47 @@ def weigh(returns: jax.Array, valid: jax.Array, normalized: bool, baseline: str)
     if baseline == "time":
         returns = returns - time_baseline(returns, valid)
     return normalize(returns, valid) if normalized else returns * jnp.asarray(valid, returns.dtype)
+
+
+class SegmentEpisodes(NamedTuple):
+    """The episodes of a segment rollout (see :func:`segment_episodes`)."""
+
+    ended: jax.Array  # number of episodes that ended within the segments
+    ended_return: jax.Array  # sum of their undiscounted returns
+    ended_length: jax.Array  # sum of their lengths
+    cut_return: jax.Array  # [B] return so far of the episode each column was playing at the end
+    cut_length: jax.Array  # [B] its length so far (0: the column's last episode ended)
+
+
+@jax.jit
+def segment_episodes(rewards: jax.Array, dones: jax.Array, valid: jax.Array) -> SegmentEpisodes:
+    """Episodes of time-major ``[T, B]`` segments, columns of episodes played one after the
+    other: a valid step belongs to an ended episode if a ``done`` follows it in its column, and
+    to the column's cut episode (still running at ``T``) otherwise."""
+    rewards = jnp.asarray(rewards, jnp.float32)
+    dones = jnp.asarray(dones, bool)
+    valid = jnp.asarray(valid, bool)
+    ends_later = jnp.flip(jnp.cumsum(jnp.flip(dones, 0), axis=0), 0) > 0
+    ended, cut = valid & ends_later, valid & ~ends_later
+    return SegmentEpisodes(
+        ended=dones.sum(),
+        ended_return=jnp.where(ended, rewards, 0.0).sum(),
+        ended_length=ended.sum(),
+        cut_return=jnp.where(cut, rewards, 0.0).sum(axis=0),
+        cut_length=cut.sum(axis=0),
+    )
+
+
+@jax.jit
+def segment_means(episodes: SegmentEpisodes) -> tuple[jax.Array, jax.Array]:
+    """Mean return and length of the episodes that ended in the segments; when none ended, of
+    the episodes cut by the segments' end (their return so far)."""
+    some = episodes.ended > 0
+    count = jnp.maximum(episodes.ended, 1)
+    n_cut = jnp.maximum((episodes.cut_length > 0).sum(), 1)
+    ep_return = jnp.where(some, episodes.ended_return / count, episodes.cut_return.sum() / n_cut)
+    ep_length = jnp.where(some, episodes.ended_length / count, episodes.cut_length.sum() / n_cut)
+    return ep_return, ep_length.astype(jnp.float32)
 
 
 # --- test oracles: plain loops, one episode at a time -----------------------------------------

@@ -157,16 +157,6 @@ def collect(
     return buffer, n_played
 
 
-class SegmentStats(NamedTuple):
-    """What :func:`collect_segments` saw of its episodes, for the metrics."""
-
-    ended: jax.Array  # number of episodes that ended within the segments
-    ended_return: jax.Array  # sum of their undiscounted returns
-    ended_length: jax.Array  # sum of their lengths
-    cut_return: jax.Array  # [B] return so far of the episode each env was playing at the end
-    cut_length: jax.Array  # [B] its length so far
-
-
 def collect_segments(
     env: envs.Environment,
     env_params: Any,
@@ -177,85 +167,54 @@ def collect_segments(
     n_blocks: int,
     horizon: int,
     block_len: int = SEGMENT_BLOCK,
-) -> tuple[Rollout, SegmentStats]:
+) -> Rollout:
     """Play ``n_envs`` envs for ``n_blocks * block_len`` steps each, with new episodes.
 
     Every env starts a fresh episode; at the start of every block of ``block_len`` steps, the
     envs whose episode has ended (terminated, truncated or ``horizon`` steps long) start a new
     one, so an ended episode leaves at most ``block_len - 1`` padding steps behind (``valid``
     False, zeros). A column of the rollout holds several episodes one after the other, each
-    closed by ``done``; the episode still running at the end has no ``done``.
+    closed by ``done``; the episode still running at the end has no ``done``
+    (``reinforce.returns.segment_episodes`` tells them apart).
     """
-    shape = (n_blocks, block_len, n_envs)
-    batched_reset = jax.vmap(env.reset, in_axes=(0, None))
     batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     reset_key, key = jax.random.split(key)
-    obs, state = batched_reset(jax.random.split(reset_key, n_envs), env_params)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n_envs),
+                                                         env_params)
 
     def one_step(carry, draws):
-        obs, state, alive, t, ep_return, totals = carry
+        obs, state, alive, t = carry
         uniform, step_keys = draws
         action = sample_actions(policy.apply(params, obs), uniform)
         next_obs, state, reward, terminated, truncated, _ = batched_step(
             step_keys, state, action, env_params
         )
-        reward = jnp.where(alive, reward, 0.0).astype(jnp.float32)
         done = alive & (terminated | truncated | (t + 1 >= horizon))
-        ep_return = ep_return + reward
-        t = t + alive
-        totals = (totals[0] + done.sum(), totals[1] + jnp.where(done, ep_return, 0.0).sum(),
-                  totals[2] + jnp.where(done, t, 0).sum())
-        record = Rollout(obs=jnp.where(alive[:, None], obs, 0.0), actions=action, rewards=reward,
+        record = Rollout(obs=jnp.where(alive[:, None], obs, 0.0), actions=action,
+                         rewards=jnp.where(alive, reward, 0.0).astype(jnp.float32),
                          dones=done, valid=alive)
-        return (next_obs, state, alive & ~done, t, ep_return, totals), record
+        return (next_obs, state, alive & ~done, t + alive), record
 
     def play_block(carry, i):
-        obs, state, alive, t, ep_return, totals = carry
-        block_key = jax.random.fold_in(key, i)
-        new_key, action_key, env_key = jax.random.split(block_key, 3)
-        # The envs whose episode ended start a new one (all envs reset, the live ones keep
-        # theirs: one vectorized reset per block, not one per step).
-        new_obs, new_state = batched_reset(jax.random.split(new_key, n_envs), env_params)
-        obs = jnp.where(alive[:, None], obs, new_obs)
-        state = jax.tree.map(lambda old, new: jnp.where(
-            alive.reshape(alive.shape + (1,) * (old.ndim - 1)), old, new), state, new_state)
+        obs, state, alive, t = carry
+        new_key, action_key, env_key = jax.random.split(jax.random.fold_in(key, i), 3)
+        # The envs whose episode ended start a new one (one vectorized reset per block).
+        obs, state = envs.reset_where(env, jax.random.split(new_key, n_envs), obs, state, alive,
+                                      env_params)
         t = jnp.where(alive, t, 0)
-        ep_return = jnp.where(alive, ep_return, 0.0)
-        alive = jnp.ones_like(alive)
         draws = (jax.random.uniform(action_key, (block_len, n_envs)),
                  jax.random.split(env_key, (block_len, n_envs)))
-        return jax.lax.scan(one_step, (obs, state, alive, t, ep_return, totals), draws)
+        return jax.lax.scan(one_step, (obs, state, jnp.ones_like(alive), t), draws)
 
-    zeros = jnp.zeros((n_envs,), jnp.int32)
-    carry = (obs, state, jnp.ones((n_envs,), bool), zeros, jnp.zeros((n_envs,), jnp.float32),
-             (jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32)))
-    carry, rollout = jax.lax.scan(play_block, carry, jnp.arange(n_blocks))
-    _, _, alive, t, ep_return, (ended, ended_return, ended_length) = carry
-    assert rollout.obs.shape[:3] == shape
-    stats = SegmentStats(ended=ended, ended_return=ended_return, ended_length=ended_length,
-                         cut_return=jnp.where(alive, ep_return, 0.0),
-                         cut_length=jnp.where(alive, t, 0))
-    return rollout, stats
-
-
-def segment_metrics(stats: SegmentStats) -> tuple[jax.Array, jax.Array]:
-    """Mean return and length of the episodes that ended in the segments; when none ended, of
-    the episodes cut by the segment's end (their return so far)."""
-    some = stats.ended > 0
-    n_cut = jnp.maximum((stats.cut_length > 0).sum(), 1)
-    count = jnp.maximum(stats.ended, 1)
-    ep_return = jnp.where(some, stats.ended_return / count, stats.cut_return.sum() / n_cut)
-    ep_length = jnp.where(some, stats.ended_length / count, stats.cut_length.sum() / n_cut)
-    return ep_return, ep_length.astype(jnp.float32)
+    carry = (obs, state, jnp.ones((n_envs,), bool), jnp.zeros((n_envs,), jnp.int32))
+    _, rollout = jax.lax.scan(play_block, carry, jnp.arange(n_blocks))
+    return rollout
 
 
 def learn_mask(valid: jax.Array, n_learned: int) -> jax.Array:
-    """``valid`` on the first ``n_learned`` steps of every segment, False after them;
-    ``valid`` is ``[n_blocks, block_len, B]`` or time-major ``[T, B]``."""
-    if valid.ndim == 3:
-        steps = jnp.arange(valid.shape[0] * valid.shape[1]).reshape(valid.shape[:2])[..., None]
-    else:
-        steps = jnp.arange(valid.shape[0])[:, None]
+    """``valid`` ``[n_blocks, block_len, B]`` on the first ``n_learned`` steps of every segment,
+    False after them."""
+    steps = jnp.arange(valid.shape[0] * valid.shape[1]).reshape(valid.shape[:2])[..., None]
     return valid & (steps < n_learned)
 
 
@@ -350,7 +309,7 @@ class Trainer:
         return collect(self.env, self.env_params, self.policy, params, key, n_episodes,
                        self.horizon, self.chunk_len)
 
-    def collect_segments(self, params, key) -> tuple[Rollout, SegmentStats]:
+    def collect_segments(self, params, key) -> Rollout:
         return collect_segments(self.env, self.env_params, self.policy, params, key,
                                 self.cfg.batch_episodes, self.cfg.segment_steps // SEGMENT_BLOCK,
                                 self.horizon)
@@ -360,7 +319,7 @@ class Trainer:
         key, rollout_key = jax.random.split(state.key)
         cfg = self.cfg
         if cfg.segment_steps:
-            played, stats = self.collect_segments(state.params, rollout_key)
+            played = self.collect_segments(state.params, rollout_key)
             n_played = jnp.asarray(played.obs.shape[0], jnp.int32)
             rollout = played._replace(valid=learn_mask(played.valid, cfg.segment_learned))
         else:
@@ -375,7 +334,9 @@ class Trainer:
         params = optax.apply_updates(state.params, updates)
         live = played.valid.sum()
         if cfg.segment_steps:
-            mean_return, mean_length = segment_metrics(stats)
+            flat = played.flat()
+            mean_return, mean_length = returns.segment_means(
+                returns.segment_episodes(flat.rewards, flat.dones, flat.valid))
         else:
             ep_return, ep_length = episode_stats(rollout)
             mean_return, mean_length = ep_return.mean(), ep_length.mean()

@@ -71,64 +71,37 @@ def collect(
     return Rollout(**{k: np.stack(v) for k, v in record.items()})
 
 
-@dataclass
-class SegmentStats:
-    """What :func:`collect_segments` saw of its episodes, for the metrics."""
-
-    ended: int  # number of episodes that ended within the segments
-    ended_return: float  # sum of their undiscounted returns
-    ended_length: int  # sum of their lengths
-    cut_return: np.ndarray  # [B] return so far of the episode each env was playing at the end
-    cut_length: np.ndarray  # [B] its length so far
-
-    def means(self) -> tuple[float, float]:
-        """Mean return and length of the ended episodes (of the cut ones when none ended)."""
-        if self.ended:
-            return self.ended_return / self.ended, self.ended_length / self.ended
-        n_cut = max(int((self.cut_length > 0).sum()), 1)
-        return float(self.cut_return.sum()) / n_cut, float(self.cut_length.sum()) / n_cut
-
-
 def collect_segments(
     env: BatchedEnv, policy: Policy, n_steps: int, horizon: int, generator: torch.Generator,
     block_len: int = SEGMENT_BLOCK,
-) -> tuple[Rollout, SegmentStats]:
+) -> Rollout:
     """Play the env's ``B`` slots for ``n_steps`` steps each, with new episodes: at the start of
     every block of ``block_len`` steps, the slots whose episode ended start a new one (the
     padding between is invalid zeros). The layout of the JAX trainer's ``collect_segments``."""
     obs = env.reset()
     alive = np.ones(env.n, bool)
     t = np.zeros(env.n, np.int64)
-    ep_return = np.zeros(env.n, np.float32)
-    ended, ended_return, ended_length = 0, 0.0, 0
     record: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "actions", "rewards", "dones",
                                                           "valid")}
     for step in range(n_steps):
         if step % block_len == 0 and step and not alive.all():
             obs = env.renew(obs, alive)
-            t[~alive], ep_return[~alive] = 0, 0.0
+            t[~alive] = 0
             alive[:] = True
         with torch.no_grad():
             probs = policy.probabilities(torch.from_numpy(obs))
             actions = torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
         next_obs, reward, terminated, truncated = env.step(actions)
-        reward = np.where(alive, reward, 0.0).astype(np.float32)
         done = alive & (terminated | truncated | (t + 1 >= horizon))
-        ep_return += reward
-        t += alive
-        ended += int(done.sum())
-        ended_return += float(ep_return[done].sum())
-        ended_length += int(t[done].sum())
         record["obs"].append(np.where(alive[:, None], obs, 0.0).astype(np.float32))
         record["actions"].append(actions)
-        record["rewards"].append(reward)
+        record["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))
         record["dones"].append(done)
         record["valid"].append(alive.copy())
+        t += alive
         alive &= ~done
         obs = next_obs
-    stats = SegmentStats(ended, ended_return, ended_length, np.where(alive, ep_return, 0.0),
-                         np.where(alive, t, 0))
-    return Rollout(**{k: np.stack(v) for k, v in record.items()}), stats
+    return Rollout(**{k: np.stack(v) for k, v in record.items()})
 
 
 def _pad_time(x: np.ndarray, length: int) -> np.ndarray:
@@ -182,8 +155,8 @@ class Trainer:
         """One REINFORCE update: collect -> returns -> update."""
         cfg = self.cfg
         if cfg.segment_steps:
-            played, stats = collect_segments(self.env, self.policy, cfg.segment_steps,
-                                             self.horizon, self.generator)
+            played = collect_segments(self.env, self.policy, cfg.segment_steps, self.horizon,
+                                      self.generator)
             learn = played.valid & (np.arange(cfg.segment_steps) < cfg.segment_learned)[:, None]
             rollout = dataclasses.replace(played, valid=learn)
         else:
@@ -200,7 +173,8 @@ class Trainer:
         self.updates_done += 1
         live = int(played.valid.sum())
         if cfg.segment_steps:
-            mean_return, mean_length = stats.means()
+            mean_return, mean_length = returns.segment_means(
+                returns.segment_episodes(played.rewards, played.dones, played.valid))
         else:
             mean_return = float(played.rewards.sum(axis=0).mean())
             mean_length = float(played.valid.sum(axis=0).mean())

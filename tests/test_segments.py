@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from reinforce import returns
 from reinforce.config import SEGMENT_BLOCK, SEGMENT_TOLERANCE, ConfigError, TrainConfig, segment_cut
 from reinforce.envs import CartPole
 from reinforce.envs.batched import BatchedEnv
@@ -110,9 +111,10 @@ def test_jax_segment_layout():
     params = init_params(policy, jax.random.key(0), 4)
     collect = jax.jit(lambda p, k: jt.collect_segments(
         CartPole(), CartPole().default_params(), policy, p, k, B, n_blocks, horizon, BLOCK))
-    rollout, stats = collect(params, jax.random.key(3))
+    rollout = collect(params, jax.random.key(3))
     assert rollout.obs.shape == (n_blocks, BLOCK, B, 4)
     flat = jax.tree.map(np.asarray, rollout.flat())
+    stats = returns.segment_episodes(flat.rewards, flat.dones, flat.valid)
     lengths = _check_layout(flat.obs, flat.actions, flat.rewards, flat.dones, flat.valid, stats,
                             BLOCK, horizon)
     assert len(lengths) > 2 * B, "several episodes per env"
@@ -124,9 +126,10 @@ def test_torch_segment_layout():
     B, T, horizon = 5, 12 * BLOCK, 40
     torch.manual_seed(0)
     policy = TorchPolicy(4, 2, (16,))
-    rollout, stats = tt.collect_segments(BatchedEnv("CartPole-v1", B, 0), policy, T, horizon,
-                                         torch.Generator().manual_seed(0), BLOCK)
+    rollout = tt.collect_segments(BatchedEnv("CartPole-v1", B, 0), policy, T, horizon,
+                                  torch.Generator().manual_seed(0), BLOCK)
     assert rollout.obs.shape == (T, B, 4)
+    stats = returns.segment_episodes(rollout.rewards, rollout.dones, rollout.valid)
     lengths = _check_layout(rollout.obs, rollout.actions, rollout.rewards, rollout.dones,
                             rollout.valid, stats, BLOCK, horizon)
     assert len(lengths) > 2 * B and horizon in lengths
@@ -150,16 +153,14 @@ def test_segment_updates_give_same_weights(monkeypatch):
     cfg = _config()
     j_trainer = jt.Trainer(cfg)
     state = j_trainer.init(jax.random.key(0))
-    rollout, stats = jax.jit(j_trainer.collect_segments)(state.params, jax.random.key(1))
-    assert int(stats.ended) > 0
-    j_trainer.collect_segments = lambda params, key: (rollout, stats)
+    rollout = jax.jit(j_trainer.collect_segments)(state.params, jax.random.key(1))
     flat = jax.tree.map(np.array, rollout.flat())
+    stats = returns.segment_episodes(flat.rewards, flat.dones, flat.valid)
+    assert int(stats.ended) > 0
+    j_trainer.collect_segments = lambda params, key: rollout
     t_rollout = tt.Rollout(obs=flat.obs, actions=flat.actions.astype(np.int64),
                            rewards=flat.rewards, dones=flat.dones, valid=flat.valid)
-    t_stats = tt.SegmentStats(int(stats.ended), float(stats.ended_return),
-                              int(stats.ended_length), np.array(stats.cut_return),
-                              np.array(stats.cut_length))
-    monkeypatch.setattr(tt, "collect_segments", lambda *args, **kw: (t_rollout, t_stats))
+    monkeypatch.setattr(tt, "collect_segments", lambda *args, **kw: t_rollout)
     t_trainer = tt.Trainer(cfg, seed=0)
     initial = to_torch_state(state.params)
     t_trainer.policy.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
@@ -185,14 +186,14 @@ def test_segment_update_learns_only_from_the_first_steps():
     cfg = _config()
     trainer = jt.Trainer(cfg)
     state = trainer.init(jax.random.key(0))
-    rollout, stats = jax.jit(trainer.collect_segments)(state.params, jax.random.key(1))
+    rollout = jax.jit(trainer.collect_segments)(state.params, jax.random.key(1))
     late = (np.arange(128) >= cfg.segment_learned).reshape(-1, SEGMENT_BLOCK)[..., None]
     changed = rollout._replace(
         rewards=jnp.where(late, 7.0 * rollout.valid, rollout.rewards),
         actions=jnp.where(late, 1 - rollout.actions, rollout.actions))
 
     def update(r):
-        trainer.collect_segments = lambda params, key: (r, stats)
+        trainer.collect_segments = lambda params, key: r
         new_state, metrics = jax.jit(trainer.update)(state)
         return to_torch_state(new_state.params), float(metrics.policy_loss)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+
 from reinforce.envs.cartpole import CartPole, CartPoleParams, CartPoleState
 from reinforce.envs.core import Environment
 
@@ -25,6 +28,18 @@ def make(env_id: str) -> tuple[Environment, Any]:
     else:
         raise UnknownEnvError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
     return env, env.default_params()
+
+
+def reset_where(env: Environment, keys: jax.Array, obs: jax.Array, state: Any,
+                alive: jax.Array, params: Any) -> tuple[jax.Array, Any]:
+    """A batch of envs where the slots with ``alive`` False start a new episode (from ``keys``)
+    and the others keep theirs: one vectorized reset of every slot, then a select."""
+    new_obs, new_state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+
+    def keep(old, new):
+        return jnp.where(alive.reshape(alive.shape + (1,) * (old.ndim - 1)), old, new)
+
+    return keep(obs, new_obs), jax.tree.map(keep, state, new_state)
 
 
 def horizon(env_params: Any, max_t: int) -> int:

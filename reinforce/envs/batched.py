@@ -9,7 +9,6 @@ from __future__ import annotations
 from functools import partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from reinforce import envs
@@ -35,14 +34,9 @@ def _step(env, key, state, actions, params):
 @partial(jax.jit, static_argnums=0)
 def _renew(env, key, state, obs, alive, params):
     key, reset_key = jax.random.split(key)
-    new_obs, new_state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(reset_key, alive.shape[0]), params
-    )
-
-    def keep(old, new):
-        return jnp.where(alive.reshape(alive.shape + (1,) * (old.ndim - 1)), old, new)
-
-    return key, keep(obs, new_obs), jax.tree.map(keep, state, new_state)
+    obs, state = envs.reset_where(env, jax.random.split(reset_key, alive.shape[0]), obs, state,
+                                  alive, params)
+    return key, obs, state
 
 
 class BatchedEnv:
