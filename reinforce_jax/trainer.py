@@ -85,6 +85,36 @@ def sample_actions(logits: jax.Array, uniform: jax.Array) -> jax.Array:
     return jnp.sum(cdf[..., :-1] <= uniform[..., None], axis=-1).astype(jnp.int32)
 
 
+def _policy_step(env: envs.Environment, env_params: Any, policy: Policy, params: Any,
+                 horizon: int):
+    """The scan body of both collectors: sample every env's action, step the envs, record.
+
+    Carry ``(obs, state, alive, t)``, ``t`` each env's step in its episode; inputs one uniform
+    and one env key per env. An episode ends when it terminates, truncates or reaches
+    ``horizon`` steps; the steps of envs whose episode is over are recorded as zeros.
+    """
+    batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def one_step(carry, draws):
+        obs, state, alive, t = carry
+        uniform, step_keys = draws
+        action = sample_actions(policy.apply(params, obs), uniform)
+        next_obs, state, reward, terminated, truncated, _ = batched_step(
+            step_keys, state, action, env_params
+        )
+        done = alive & (terminated | truncated | (t + 1 >= horizon))
+        record = Rollout(
+            obs=jnp.where(alive[:, None], obs, 0.0),
+            actions=action,
+            rewards=jnp.where(alive, reward, 0.0).astype(jnp.float32),
+            dones=done,
+            valid=alive,
+        )
+        return (next_obs, state, alive & ~done, t + alive), record
+
+    return one_step
+
+
 def collect(
     env: envs.Environment,
     env_params: Any,
@@ -113,24 +143,7 @@ def collect(
         dones=jnp.zeros(shape, bool),
         valid=jnp.zeros(shape, bool),
     )
-    batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-
-    def one_step(carry, draws):
-        obs, state, alive, t = carry
-        uniform, step_keys = draws
-        action = sample_actions(policy.apply(params, obs), uniform)
-        next_obs, state, reward, terminated, truncated, _ = batched_step(
-            step_keys, state, action, env_params
-        )
-        done = alive & (terminated | truncated | (t + 1 >= horizon))
-        record = Rollout(
-            obs=jnp.where(alive[:, None], obs, 0.0),
-            actions=action,
-            rewards=jnp.where(alive, reward, 0.0).astype(jnp.float32),
-            dones=done,
-            valid=alive,
-        )
-        return (next_obs, state, alive & ~done, t + 1), record
+    one_step = _policy_step(env, env_params, policy, params, horizon)
 
     def play_chunk(loop):
         i, carry, buffer = loop
@@ -150,7 +163,7 @@ def collect(
         return (i < n_chunks) & carry[2].any()
 
     alive = jnp.ones((n_episodes,), bool)
-    carry = (obs, state, alive, jnp.zeros((), jnp.int32))
+    carry = (obs, state, alive, jnp.zeros((n_episodes,), jnp.int32))
     n_played, _, buffer = jax.lax.while_loop(
         any_alive, play_chunk, (jnp.zeros((), jnp.int32), carry, buffer)
     )
@@ -177,23 +190,10 @@ def collect_segments(
     closed by ``done``; the episode still running at the end has no ``done``
     (``reinforce.returns.segment_episodes`` tells them apart).
     """
-    batched_step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    one_step = _policy_step(env, env_params, policy, params, horizon)
     reset_key, key = jax.random.split(key)
     obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n_envs),
                                                          env_params)
-
-    def one_step(carry, draws):
-        obs, state, alive, t = carry
-        uniform, step_keys = draws
-        action = sample_actions(policy.apply(params, obs), uniform)
-        next_obs, state, reward, terminated, truncated, _ = batched_step(
-            step_keys, state, action, env_params
-        )
-        done = alive & (terminated | truncated | (t + 1 >= horizon))
-        record = Rollout(obs=jnp.where(alive[:, None], obs, 0.0), actions=action,
-                         rewards=jnp.where(alive, reward, 0.0).astype(jnp.float32),
-                         dones=done, valid=alive)
-        return (next_obs, state, alive & ~done, t + alive), record
 
     def play_block(carry, i):
         obs, state, alive, t = carry

@@ -45,27 +45,39 @@ class Rollout:
     valid: np.ndarray  # bool [T, B]
 
 
+FIELDS = ("obs", "actions", "rewards", "dones", "valid")
+
+
+def _play_step(env: BatchedEnv, policy: Policy, generator: torch.Generator, obs: np.ndarray,
+               alive: np.ndarray, t: np.ndarray | int, horizon: int,
+               record: dict[str, list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """One step of both collectors: sample every slot's action, step the env, record (zeros
+    for slots whose episode is over). ``t`` is each slot's step in its episode; an episode ends
+    when it terminates, truncates or reaches ``horizon`` steps. Returns the next observations
+    and ``done``."""
+    with torch.no_grad():
+        probs = policy.probabilities(torch.from_numpy(obs))
+        actions = torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
+    next_obs, reward, terminated, truncated = env.step(actions)
+    done = alive & (terminated | truncated | (t + 1 >= horizon))
+    record["obs"].append(np.where(alive[:, None], obs, 0.0).astype(np.float32))
+    record["actions"].append(actions)
+    record["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))
+    record["dones"].append(done)
+    record["valid"].append(alive.copy())
+    return next_obs, done
+
+
 def collect(
     env: BatchedEnv, policy: Policy, horizon: int, generator: torch.Generator
 ) -> Rollout:
     """Play one episode in each of the env's ``B`` slots, until all have ended."""
     obs = env.reset()
     alive = np.ones(env.n, bool)
-    record: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "actions", "rewards", "dones",
-                                                          "valid")}
+    record: dict[str, list[np.ndarray]] = {k: [] for k in FIELDS}
     for t in range(horizon):
-        with torch.no_grad():
-            probs = policy.probabilities(torch.from_numpy(obs))
-            actions = torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
-        next_obs, reward, terminated, truncated = env.step(actions)
-        done = alive & (terminated | truncated | (t + 1 >= horizon))
-        record["obs"].append(np.where(alive[:, None], obs, 0.0).astype(np.float32))
-        record["actions"].append(actions)
-        record["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))
-        record["dones"].append(done)
-        record["valid"].append(alive.copy())
+        obs, done = _play_step(env, policy, generator, obs, alive, t, horizon, record)
         alive &= ~done
-        obs = next_obs
         if not alive.any():
             break
     return Rollout(**{k: np.stack(v) for k, v in record.items()})
@@ -81,26 +93,15 @@ def collect_segments(
     obs = env.reset()
     alive = np.ones(env.n, bool)
     t = np.zeros(env.n, np.int64)
-    record: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "actions", "rewards", "dones",
-                                                          "valid")}
+    record: dict[str, list[np.ndarray]] = {k: [] for k in FIELDS}
     for step in range(n_steps):
         if step % block_len == 0 and step and not alive.all():
             obs = env.renew(obs, alive)
             t[~alive] = 0
             alive[:] = True
-        with torch.no_grad():
-            probs = policy.probabilities(torch.from_numpy(obs))
-            actions = torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
-        next_obs, reward, terminated, truncated = env.step(actions)
-        done = alive & (terminated | truncated | (t + 1 >= horizon))
-        record["obs"].append(np.where(alive[:, None], obs, 0.0).astype(np.float32))
-        record["actions"].append(actions)
-        record["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))
-        record["dones"].append(done)
-        record["valid"].append(alive.copy())
+        obs, done = _play_step(env, policy, generator, obs, alive, t, horizon, record)
         t += alive
         alive &= ~done
-        obs = next_obs
     return Rollout(**{k: np.stack(v) for k, v in record.items()})
 
 
