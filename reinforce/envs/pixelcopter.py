@@ -201,19 +201,23 @@ def _compact(valid: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...]:
 # observation
 
 
-def observation_f(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
-    """The 7 observation values in JAX's float dtype (float64 in x64 mode: exact)."""
-    fd = float_dtype()
-    y = state.player_y.astype(fd)
-    # Current terrain column: the first one in list order whose rect overlaps the player's.
-    # (The real game crashes if none does, which cannot happen from a reachable state; here
-    # the valid column nearest to the player in x is used instead.)
+def observed_column(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
+    """Index of the terrain column the observation describes: the first one in list order whose
+    rect overlaps the player's. (The real game crashes if none does, which cannot happen from a
+    reachable state; here the valid column nearest to the player in x is used instead.) The
+    player can also overlap the next column, which the observation does not show."""
     over = _overlapping_columns(state, params)
     nearest = jnp.argmin(
         jnp.where(state.terrain_valid, jnp.abs(state.terrain_x - params.player_x), jnp.inf)
     )
-    col = jnp.where(over.any(), jnp.argmax(over), nearest)
-    ty = state.terrain_y[col].astype(fd)
+    return jnp.where(over.any(), jnp.argmax(over), nearest)
+
+
+def observation_f(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
+    """The 7 observation values in JAX's float dtype (float64 in x64 mode: exact)."""
+    fd = float_dtype()
+    y = state.player_y.astype(fd)
+    ty = state.terrain_y[observed_column(state, params)].astype(fd)
     # Next gate: the block with the smallest 0 < x - player_x < 999 (ties: first in list order).
     # (If there is none, which again cannot happen from a reachable state, the game would crash;
     # here: distance 999 - the game's initial search bound - and a block top of 0.)
@@ -263,6 +267,46 @@ def _terrain_batch(
     jitter = _no_fma(params.terrain_amplitude * jnp.sin(_no_fma(freq * xs) + phase))
     ys = jnp.trunc(params.terrain_centre + jitter).astype(int_dtype())  # int(): toward zero
     return xs, ys
+
+
+@struct.dataclass
+class Collisions:
+    """What the player hits in one frame: ``block[MAX_BLOCKS]`` (the blocks it overlaps),
+    ``ceiling[MAX_TERRAIN]`` and ``floor[MAX_TERRAIN]`` (the terrain columns it overlaps whose
+    ceiling or floor it touches). Each entry costs a life."""
+
+    block: jax.Array
+    ceiling: jax.Array
+    floor: jax.Array
+
+
+def collisions(
+    state: PixelcopterState, action: jax.Array, params: PixelcopterParams
+) -> tuple[PixelcopterState, Collisions]:
+    """Steps 1-6 of a frame: the player accelerates (``action``), is damped and moves, blocks
+    and terrain scroll, then the collision tests. Returns the moved state (nothing else of
+    ``state`` changed) and what was hit; :meth:`Pixelcopter.step` goes on from there."""
+    p = params
+    fd = float_dtype()
+    # 1.-3. The player: add the acceleration, damp, then move (in this order).
+    up = jnp.asarray(action) == Pixelcopter.UP
+    acc = jnp.where(up, p.climb * p.dt, p.fall * p.dt).astype(fd)
+    vel = _no_fma((state.player_vel.astype(fd) + acc) * p.damping)
+    y = state.player_y + vel
+    # 4. Scroll blocks and terrain by repeated subtraction.
+    moved = state.replace(player_y=y, player_vel=vel, block_x=state.block_x - p.scroll,
+                          terrain_x=state.terrain_x - p.scroll)
+    # 5. Block collisions: one life per overlapping block.
+    pr, br = player_rect(moved, p), block_rects(moved, p)
+    hit_blocks = state.block_valid & _overlap(
+        pr[0], pr[1], pr[2], pr[3], br[:, 0], br[:, 1], br[:, 2], br[:, 3]
+    )
+    # 6. Terrain collisions, for every overlapping column: ceiling and floor tests.
+    over = _overlapping_columns(moved, p)
+    ty_f = state.terrain_y.astype(fd)
+    hit_ceil = over & (y - p.player_size <= ty_f - p.terrain_gap)
+    hit_floor = over & (y >= ty_f + p.terrain_gap)
+    return moved, Collisions(block=hit_blocks, ceiling=hit_ceil, floor=hit_floor)
 
 
 # ----------------------------------------------------------------------------------------
@@ -320,29 +364,11 @@ class Pixelcopter(Environment[PixelcopterState, PixelcopterParams]):
             raise ValueError("MAX_TERRAIN is too small for these params")
         key_block, key_terrain = jax.random.split(key)
 
-        # 1.-3. The player: add the acceleration, damp, then move (in this order).
-        up = jnp.asarray(action) == self.UP
-        acc = jnp.where(up, p.climb * p.dt, p.fall * p.dt).astype(fd)
-        vel = _no_fma((state.player_vel.astype(fd) + acc) * p.damping)
-        y = state.player_y + vel
-
-        # 4. Scroll blocks and terrain by repeated subtraction.
-        bx = state.block_x - p.scroll
-        tx = state.terrain_x - p.scroll
-        moved = state.replace(player_y=y, player_vel=vel, block_x=bx, terrain_x=tx)
-
-        # 5. Block collisions: one life per overlapping block.
-        pr, br = player_rect(moved, p), block_rects(moved, p)
-        hit_blocks = state.block_valid & _overlap(
-            pr[0], pr[1], pr[2], pr[3], br[:, 0], br[:, 1], br[:, 2], br[:, 3]
-        )
-        # 6. Terrain collisions, for every overlapping column: ceiling and floor tests.
-        over = _overlapping_columns(moved, p)
-        ty_f = state.terrain_y.astype(fd)
-        hit_ceil = over & (y - p.player_size <= ty_f - p.terrain_gap)
-        hit_floor = over & (y >= ty_f + p.terrain_gap)
+        # 1.-6. Move the player, scroll, and test for collisions.
+        moved, hit = collisions(state, action, p)
+        y, vel, bx, tx = moved.player_y, moved.player_vel, moved.block_x, moved.terrain_x
         lives = state.lives - (
-            hit_blocks.sum(dtype=it) + hit_ceil.sum(dtype=it) + hit_floor.sum(dtype=it)
+            hit.block.sum(dtype=it) + hit.ceiling.sum(dtype=it) + hit.floor.sum(dtype=it)
         )
 
         # 7. Blocks, over a snapshot of the list in list order: a block at or behind the

@@ -1,0 +1,170 @@
+"""``python -m benchmarks.crashes RUN_DIR``: why a trained Pixelcopter agent's episodes end.
+
+A Pixelcopter score is decided by the agent's crash rate per frame (see the README). For every
+run of a Pixelcopter run folder this plays episodes of the stochastic policy (as it is
+evaluated) up to ``max_t`` frames and reports:
+
+- how many episodes crashed before ``max_t``, their mean length, and the crash rate per frame;
+- what each crash hit: a block, the ceiling or the floor of a terrain column (and of all
+  crashes, the share caused by a column the observation did not show yet: the player's rect
+  can overlap the next column, whose gap the observation does not give), or the screen's safe
+  band;
+- the share of frames flown within 3, 5 and 7 px of the ceiling or floor of the observed column.
+
+A crash can have several causes in the same frame, so the shares can add up to more than 100%.
+Bad input (no run folder, a CartPole run, a bad number) prints one line on stderr and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from reinforce.envs import pixelcopter as pc
+
+#: Margins (px to the observed column's ceiling or floor) whose frame shares are reported.
+MARGINS = (3.0, 5.0, 7.0)
+#: Crash causes, in the order of :func:`crash_causes`.
+CAUSES = ("block", "ceiling", "floor", "unseen column", "safe band")
+
+
+def crash_causes(state: pc.PixelcopterState, action: jax.Array,
+                 params: pc.PixelcopterParams) -> jax.Array:
+    """What the frame from ``state`` with ``action`` hits, ``bool[len(CAUSES)]``, from the env's
+    own collision tests (:func:`reinforce.envs.pixelcopter.collisions`)."""
+    moved, hit = pc.collisions(state, action, params)
+    seen = pc.observed_column(state, params)
+    other = jnp.arange(hit.ceiling.shape[0]) != seen
+    y = moved.player_y
+    return jnp.stack([
+        hit.block.any(),
+        hit.ceiling.any(),
+        hit.floor.any(),
+        ((hit.ceiling | hit.floor) & other).any(),
+        (y < params.min_y) | (y > params.max_y),
+    ])
+
+
+def play(act, key: jax.Array, n_episodes: int, max_t: int,
+         params: pc.PixelcopterParams | None = None) -> dict[str, np.ndarray]:
+    """``n_episodes`` episodes of ``act(obs, key) -> action`` up to ``max_t`` frames.
+
+    Returns per episode: ``crashed`` (bool), ``length`` (frames played), ``causes``
+    (``bool[len(CAUSES)]`` of the crash frame, all False without a crash) and ``near``
+    (frames within each of :data:`MARGINS`).
+    """
+    env = pc.Pixelcopter()
+    params = env.default_params() if params is None else params
+
+    def episode(k):
+        reset_key, k = jax.random.split(k)
+        obs, state = env.reset(reset_key, params)
+
+        def frame(carry, _):
+            obs, state, k, over, causes, near, length = carry
+            k, action_key, step_key = jax.random.split(k, 3)
+            action = act(obs, action_key)
+            next_obs, next_state, _, terminated, _, _ = env.step(step_key, state, action, params)
+            crash = terminated & ~over
+            causes = jnp.where(crash, crash_causes(state, action, params), causes)
+            margin = jnp.minimum(obs[2], obs[3])
+            near = near + jnp.where(over, 0, margin < jnp.asarray(MARGINS)).astype(jnp.int32)
+            length = length + jnp.where(over, 0, 1)
+            return (next_obs, next_state, k, over | terminated, causes, near, length), None
+
+        carry = (obs, state, k, jnp.zeros((), bool), jnp.zeros(len(CAUSES), bool),
+                 jnp.zeros(len(MARGINS), jnp.int32), jnp.zeros((), jnp.int32))
+        (_, _, _, over, causes, near, length), _ = jax.lax.scan(frame, carry, None, max_t)
+        return {"crashed": over, "length": length, "causes": causes, "near": near}
+
+    out = jax.jit(jax.vmap(episode))(jax.random.split(key, n_episodes))
+    return {name: np.asarray(value) for name, value in out.items()}
+
+
+def summarize(result: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The report's numbers from :func:`play`'s arrays."""
+    crashed, length = result["crashed"], result["length"]
+    frames = int(length.sum())
+    n_crashed = int(crashed.sum())
+    causes = result["causes"][crashed]
+    return {
+        "episodes": int(crashed.size),
+        "crashed": n_crashed,
+        "mean_length": float(length.mean()),
+        "crash_rate": n_crashed / frames if frames else float("nan"),
+        "causes": {name: float(causes[:, i].mean()) if n_crashed else 0.0
+                   for i, name in enumerate(CAUSES)},
+        "near": {m: float(result["near"][:, i].sum() / frames) if frames else 0.0
+                 for i, m in enumerate(MARGINS)},
+    }
+
+
+def format_report(label: str, s: dict[str, Any], max_t: int) -> str:
+    causes = ", ".join(f"{name} {share:.0%}" for name, share in s["causes"].items())
+    near = " / ".join(f"{share:.1%}" for share in s["near"].values())
+    margins = "/".join(f"{m:g}" for m in s["near"])
+    return (f"{label}: {s['crashed']} of {s['episodes']} episodes crashed before {max_t} "
+            f"frames; mean length {s['mean_length']:.0f}; crash rate {s['crash_rate']:.2e} per "
+            f"frame\n  crash causes: {causes}\n  frames within {margins} px of the ceiling or "
+            f"floor: {near}")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.crashes",
+                                     description=__doc__.split("\n\n")[1])
+    parser.add_argument("run_dir", help="a Pixelcopter run folder (reinforce train --out)")
+    parser.add_argument("--episodes", type=_positive, default=500,
+                        help="episodes per run (default 500)")
+    parser.add_argument("--max-t", type=_positive, default=None,
+                        help="frames per episode at most (default: the run's max_t)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the episodes (default 1)")
+    args = parser.parse_args(argv)
+
+    from reinforce.checkpoint import CheckpointError
+    from reinforce.runs import RunFolder
+    from reinforce_jax.export import from_torch_state
+    from reinforce_jax.policy import make_policy
+
+    def fail(message: str) -> int:
+        print(f"benchmarks.crashes: error: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        folder = RunFolder.load(args.run_dir)
+        if folder.cfg.env_id != pc.Pixelcopter.id:
+            return fail(f"{args.run_dir} is a {folder.cfg.env_id} run; crash causes are "
+                        f"reported for {pc.Pixelcopter.id} runs only")
+        states = [folder.load_weights(i) for i in range(len(folder.runs))]
+    except CheckpointError as exc:
+        return fail(str(exc))
+    max_t = args.max_t or folder.cfg.max_t
+    policy = make_policy(folder.cfg.hidden_sizes, folder.num_actions)
+    for i, (spec, state) in enumerate(zip(folder.runs, states, strict=True)):
+        params = from_torch_state(state)
+
+        def act(obs, key, params=params):
+            return jax.random.categorical(key, policy.apply(params, obs))
+
+        result = play(act, jax.random.key(args.seed), args.episodes, max_t)
+        label = f"run {i} (seed {spec.seed}, lr {spec.lr:g})"
+        print(format_report(label, summarize(result), max_t), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
