@@ -9,7 +9,9 @@ evaluated) up to ``max_t`` frames and reports:
   crashes, the share caused by a column the observation did not show yet: the player's rect
   can overlap the next column, whose gap the observation does not give), or the screen's safe
   band;
-- the share of frames flown within 3, 5 and 7 px of the ceiling or floor of the observed column.
+- the share of frames flown within 3, 5 and 7 px of the ceiling or floor of the observed column,
+  in all and in open space (no block from 6 px behind the player to 16 px ahead of it), where
+  nothing forces the player near the terrain.
 
 A crash can have several causes in the same frame, so the shares can add up to more than 100%.
 Bad input (no run folder, a CartPole run, a bad number) prints one line on stderr and exits 2.
@@ -29,6 +31,10 @@ from reinforce.envs import pixelcopter as pc
 
 #: Margins (px to the observed column's ceiling or floor) whose frame shares are reported.
 MARGINS = (3.0, 5.0, 7.0)
+#: Open space: no block centre from this far behind the player (px) ...
+OPEN_BEHIND = 6.0
+#: ... to this far ahead of it.
+OPEN_AHEAD = 16.0
 #: Crash causes, in the order of :func:`crash_causes`.
 CAUSES = ("block", "ceiling", "floor", "unseen column", "safe band")
 
@@ -50,13 +56,22 @@ def crash_causes(state: pc.PixelcopterState, action: jax.Array,
     ])
 
 
+def in_open_space(state: pc.PixelcopterState, params: pc.PixelcopterParams) -> jax.Array:
+    """Whether no block is near the player: none with its centre from :data:`OPEN_BEHIND` px
+    behind to :data:`OPEN_AHEAD` px ahead of the player's."""
+    d = state.block_x - params.player_x
+    return ~(state.block_valid & (d > -OPEN_BEHIND) & (d < OPEN_AHEAD)).any()
+
+
 def play(act, key: jax.Array, n_episodes: int, max_t: int,
          params: pc.PixelcopterParams | None = None) -> dict[str, np.ndarray]:
     """``n_episodes`` episodes of ``act(obs, key) -> action`` up to ``max_t`` frames.
 
     Returns per episode: ``crashed`` (bool), ``length`` (frames played), ``causes``
-    (``bool[len(CAUSES)]`` of the crash frame, all False without a crash) and ``near``
-    (frames within each of :data:`MARGINS`).
+    (``bool[len(CAUSES)]`` of the crash frame, all False without a crash), ``near`` (frames
+    within each of :data:`MARGINS`), ``open`` (frames in open space, :func:`in_open_space`),
+    ``near_open`` (frames in open space within each margin) and ``open_crash`` (the crash frame
+    started in open space).
     """
     env = pc.Pixelcopter()
     params = env.default_params() if params is None else params
@@ -66,21 +81,31 @@ def play(act, key: jax.Array, n_episodes: int, max_t: int,
         obs, state = env.reset(reset_key, params)
 
         def frame(carry, _):
-            obs, state, k, over, causes, near, length = carry
+            obs, state, k, over, causes, near, length, open_, near_open, open_crash = carry
             k, action_key, step_key = jax.random.split(k, 3)
             action = act(obs, action_key)
             next_obs, next_state, _, terminated, _, _ = env.step(step_key, state, action, params)
             crash = terminated & ~over
             causes = jnp.where(crash, crash_causes(state, action, params), causes)
             margin = jnp.minimum(obs[2], obs[3])
-            near = near + jnp.where(over, 0, margin < jnp.asarray(MARGINS)).astype(jnp.int32)
+            is_near = (margin < jnp.asarray(MARGINS)) & ~over
+            is_open = in_open_space(state, params) & ~over
+            near = near + is_near
+            open_ = open_ + is_open
+            near_open = near_open + (is_near & is_open)
+            open_crash = open_crash | (crash & is_open)
             length = length + jnp.where(over, 0, 1)
-            return (next_obs, next_state, k, over | terminated, causes, near, length), None
+            carry = (next_obs, next_state, k, over | terminated, causes, near, length, open_,
+                     near_open, open_crash)
+            return carry, None
 
-        carry = (obs, state, k, jnp.zeros((), bool), jnp.zeros(len(CAUSES), bool),
-                 jnp.zeros(len(MARGINS), jnp.int32), jnp.zeros((), jnp.int32))
-        (_, _, _, over, causes, near, length), _ = jax.lax.scan(frame, carry, None, max_t)
-        return {"crashed": over, "length": length, "causes": causes, "near": near}
+        zero, margins = jnp.zeros((), jnp.int32), jnp.zeros(len(MARGINS), jnp.int32)
+        carry = (obs, state, k, jnp.zeros((), bool), jnp.zeros(len(CAUSES), bool), margins,
+                 zero, zero, margins, jnp.zeros((), bool))
+        (_, _, _, over, causes, near, length, open_, near_open, open_crash), _ = jax.lax.scan(
+            frame, carry, None, max_t)
+        return {"crashed": over, "length": length, "causes": causes, "near": near,
+                "open": open_, "near_open": near_open, "open_crash": open_crash}
 
     out = jax.jit(jax.vmap(episode))(jax.random.split(key, n_episodes))
     return {name: np.asarray(value) for name, value in out.items()}
@@ -90,6 +115,7 @@ def summarize(result: dict[str, np.ndarray]) -> dict[str, Any]:
     """The report's numbers from :func:`play`'s arrays."""
     crashed, length = result["crashed"], result["length"]
     frames = int(length.sum())
+    open_frames = int(result["open"].sum())
     n_crashed = int(crashed.sum())
     causes = result["causes"][crashed]
     return {
@@ -101,17 +127,24 @@ def summarize(result: dict[str, np.ndarray]) -> dict[str, Any]:
                    for i, name in enumerate(CAUSES)},
         "near": {m: float(result["near"][:, i].sum() / frames) if frames else 0.0
                  for i, m in enumerate(MARGINS)},
+        "open": open_frames / frames if frames else 0.0,
+        "open_crashes": float(result["open_crash"][crashed].mean()) if n_crashed else 0.0,
+        "near_open": {m: float(result["near_open"][:, i].sum() / open_frames)
+                      if open_frames else 0.0 for i, m in enumerate(MARGINS)},
     }
 
 
 def format_report(label: str, s: dict[str, Any], max_t: int) -> str:
     causes = ", ".join(f"{name} {share:.0%}" for name, share in s["causes"].items())
     near = " / ".join(f"{share:.1%}" for share in s["near"].values())
+    near_open = " / ".join(f"{share:.1%}" for share in s["near_open"].values())
     margins = "/".join(f"{m:g}" for m in s["near"])
     return (f"{label}: {s['crashed']} of {s['episodes']} episodes crashed before {max_t} "
             f"frames; mean length {s['mean_length']:.0f}; crash rate {s['crash_rate']:.2e} per "
             f"frame\n  crash causes: {causes}\n  frames within {margins} px of the ceiling or "
-            f"floor: {near}")
+            f"floor: {near}\n  in open space (no block from {OPEN_BEHIND:g} px behind to "
+            f"{OPEN_AHEAD:g} px ahead): {s['open']:.0%} of the frames, {s['open_crashes']:.0%} "
+            f"of the crashes; frames there within {margins} px: {near_open}")
 
 
 def _positive(text: str) -> int:

@@ -51,6 +51,17 @@ def test_a_column_the_observation_does_not_show_is_an_unseen_crash():
     assert causes[CAUSE["ceiling"]] and not causes[CAUSE["unseen column"]]
 
 
+@pytest.mark.parametrize("offset, open_", [(10.0, False), (-5.0, False), (20.0, True),
+                                           (-7.0, True)])
+def test_open_space_has_no_block_from_6_px_behind_to_16_ahead(offset, open_):
+    state = fresh_state()
+    state = state.replace(block_x=state.block_x.at[0].set(PARAMS.player_x + offset))
+    assert bool(crashes.in_open_space(state, PARAMS)) is open_
+    # an invalid slot does not count, wherever it is
+    state = state.replace(block_valid=state.block_valid.at[0].set(False))
+    assert bool(crashes.in_open_space(state, PARAMS))
+
+
 @pytest.mark.parametrize("action, cause", [(pc.Pixelcopter.UP, "ceiling"),
                                            (pc.Pixelcopter.NOOP, "floor")])
 def test_holding_one_action_crashes_every_episode_the_same_way(action, cause):
@@ -78,6 +89,13 @@ def test_every_crash_of_a_random_policy_has_a_cause_and_matches_the_env():
     s = crashes.summarize(result)
     near = list(s["near"].values())
     assert 0.0 <= near[0] <= near[1] <= near[2] <= 1.0  # margins 3 <= 5 <= 7 px
+    near_open = list(s["near_open"].values())
+    assert 0.0 <= near_open[0] <= near_open[1] <= near_open[2] <= 1.0
+    # open-space counts are a part of all counts
+    assert (result["open"] <= result["length"]).all()
+    assert (result["near_open"] <= result["near"]).all()
+    assert not result["open_crash"][~crashed].any()
+    assert 0.0 < s["open"] <= 1.0 and 0.0 <= s["open_crashes"] <= 1.0
 
 
 def test_cli_reports_every_run_of_a_pixelcopter_folder(tmp_path, capsys):
@@ -86,6 +104,7 @@ def test_cli_reports_every_run_of_a_pixelcopter_folder(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith("run 0 (seed 3, lr ")
     assert "episodes crashed before 100 frames" in out and "crash causes: block" in out
+    assert "in open space (no block from 6 px behind to 16 px ahead)" in out
 
 
 @pytest.mark.parametrize("make, argv, message", [
