@@ -170,6 +170,8 @@ def markdown(results: dict[str, Any], png_name: str | None) -> str:
     for name, v in results["variants"].items():
         cfg = v["config"]
         decay = " decaying to 0" if cfg["lr_decay"] else ""
+        if cfg.get("lr_warmup"):
+            decay = f" warmed up over {cfg['lr_warmup']} updates" + (decay and "," + decay)
         baseline = cfg.get("baseline", "none")
         baseline = f", baseline {baseline}" if baseline != "none" else ""
         parts.append(

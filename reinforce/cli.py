@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--baseline", default=None, help=help_of("baseline"))
     train.add_argument("--segment-steps", type=int, default=None, metavar="N",
                        help=help_of("segment_steps"))
+    train.add_argument("--lr-warmup", type=int, default=None, metavar="N",
+                       help=help_of("lr_warmup"))
     train.add_argument("--hidden", type=_int_list, default=None,
                        help=help_of("hidden_sizes") + ", e.g. 16 or 64,128")
     train.add_argument("--eval-episodes", type=int, default=None,
@@ -214,6 +216,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[float]
         "n_evaluation_episodes": args.eval_episodes,
         "baseline": args.baseline,
         "segment_steps": args.segment_steps,
+        "lr_warmup": args.lr_warmup,
     }
     lrs = args.lr if args.lr is not None else [cfg.lr]
     overrides["lr"] = lrs[0]
@@ -244,7 +247,7 @@ def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
 #: The options that define a run; --resume takes them all from the run's config.json.
 TRAIN_SETTINGS = ("env", "backend", "preset", "seed", "seeds", "out", "lr", "gamma", "episodes",
                   "batch_episodes", "max_t", "hidden", "eval_episodes", "baseline",
-                  "segment_steps")
+                  "segment_steps", "lr_warmup")
 
 
 def _join_processes(args: argparse.Namespace) -> int:

@@ -61,6 +61,12 @@ class TrainConfig:
     lr_decay: bool = _doc(
         "anneal the learning rate linearly to 0 over the updates", default=False
     )
+    lr_warmup: int = _doc(
+        "0: none; N > 0: the learning rate rises linearly over the first N updates (update u "
+        "uses (u + 1) / N of it), then follows lr_decay; keeps a high learning rate from "
+        "collapsing the policy early",
+        default=0,
+    )
     normalize_returns: bool = _doc(
         "normalize the reward-to-go by its mean and std over the batch", default=True
     )
@@ -101,11 +107,16 @@ class TrainConfig:
             raise ConfigError(f"unknown baseline {self.baseline!r}; choose one of "
                               f"{', '.join(BASELINES)}")
         self._check_segments()
+        if int(self.lr_warmup) < 0:
+            raise ConfigError(f"lr_warmup must be 0 or more updates, got {self.lr_warmup}")
         if self.batch_episodes > self.n_training_episodes:
             raise ConfigError(
                 f"batch_episodes ({self.batch_episodes}) exceeds n_training_episodes "
                 f"({self.n_training_episodes})"
             )
+        if self.lr_warmup >= self.n_updates:
+            raise ConfigError(f"lr_warmup ({self.lr_warmup} updates) must be shorter than the "
+                              f"training ({self.n_updates} updates)")
 
     def _check_segments(self) -> None:
         n = int(self.segment_steps)
@@ -135,6 +146,15 @@ class TrainConfig:
     def n_updates(self) -> int:
         """Number of policy updates: the training episodes in batches of `batch_episodes`."""
         return self.n_training_episodes // self.batch_episodes
+
+    def lr_factor(self, update: int) -> float:
+        """Multiplier of the learning rate at update ``update`` (0-based): the warm-up
+        ``min(1, (update + 1) / lr_warmup)`` times the decay ``1 - update / n_updates``. The JAX
+        trainer computes the same in float32."""
+        factor = 1.0 - update / self.n_updates if self.lr_decay else 1.0
+        if self.lr_warmup:
+            factor *= min(1.0, (update + 1) / self.lr_warmup)
+        return factor
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)

@@ -218,6 +218,22 @@ class Session:
             update_progress(self.directory, status="finished")
 
 
+def _with_defaults(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` with its train config completed by the defaults of settings added since it
+    was written (a checkpoint of an earlier version lacks them), so that such a checkpoint still
+    matches its own run folder."""
+    from reinforce.config import TrainConfig
+
+    train = identity.get("train")
+    if not isinstance(train, dict):
+        return identity
+    try:
+        complete = TrainConfig.from_dict(train).to_dict()
+    except (TypeError, ValueError):
+        return identity
+    return {**identity, "train": complete}
+
+
 def check_resumable(checkpoint: TrainingCheckpoint, identity: dict[str, Any],
                     source: Path | str) -> None:
     """Refuse a checkpoint of another backend, or one whose run config.json was changed."""
@@ -229,7 +245,9 @@ def check_resumable(checkpoint: TrainingCheckpoint, identity: dict[str, Any],
             f"{backend}; a training state resumes only on the backend that wrote it"
         )
     saved = progress.get("config")
-    if not isinstance(saved, dict) or saved != identity:
+    if isinstance(saved, dict):
+        saved = _with_defaults(saved)
+    if not isinstance(saved, dict) or saved != _with_defaults(identity):
         saved = saved if isinstance(saved, dict) else {}
         diff = [k for k in identity if saved.get(k) != identity[k] and k != "train"]
         train, saved_train = identity.get("train") or {}, saved.get("train") or {}

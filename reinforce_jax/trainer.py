@@ -300,10 +300,13 @@ class Trainer:
         )
 
     def lr_factor(self, update: jax.Array) -> jax.Array:
-        """Multiplier of the learning rate at an update (1, or linear decay to 0)."""
-        if not self.cfg.lr_decay:
-            return jnp.ones((), jnp.float32)
-        return 1.0 - update.astype(jnp.float32) / self.cfg.n_updates
+        """Multiplier of the learning rate at an update: :meth:`TrainConfig.lr_factor` (the
+        warm-up times the decay) in float32."""
+        u = jnp.asarray(update).astype(jnp.float32)
+        factor = 1.0 - u / self.cfg.n_updates if self.cfg.lr_decay else jnp.ones((), jnp.float32)
+        if self.cfg.lr_warmup:
+            factor = factor * jnp.minimum(1.0, (u + 1.0) / self.cfg.lr_warmup)
+        return factor
 
     def collect(self, params, key, n_episodes: int) -> tuple[Rollout, jax.Array]:
         return collect(self.env, self.env_params, self.policy, params, key, n_episodes,

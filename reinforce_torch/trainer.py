@@ -146,9 +146,8 @@ class Trainer:
         self.horizon = envs.horizon(self.env.params, cfg.max_t)
         self.policy = Policy(self.env.observation_size, self.env.num_actions, cfg.hidden_sizes)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
-        n_updates = cfg.n_updates
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, (lambda u: 1.0 - u / n_updates) if cfg.lr_decay else (lambda u: 1.0)
+            self.optimizer, lambda u: cfg.lr_factor(u)
         )
         self.updates_done = 0
 

@@ -280,9 +280,12 @@ def _trainer_rollout() -> tuple[jt.TrainState, jt.Rollout]:
     return state, rollout
 
 
-@pytest.mark.parametrize(("B", "baseline"), [(1, "none"), (4, "none"), (4, "time")])
-def test_full_updates_give_same_weights(B, baseline, monkeypatch):
-    cfg = _update_config(B, baseline)
+@pytest.mark.parametrize(("B", "baseline", "schedule"), [
+    (1, "none", {}), (4, "none", {}), (4, "time", {}),
+    (4, "none", {"lr_warmup": 2, "lr_decay": True}),  # the lr changes at every update
+])
+def test_full_updates_give_same_weights(B, baseline, schedule, monkeypatch):
+    cfg = _update_config(B, baseline).replace(**schedule)
     j_trainer = jt.Trainer(cfg)
     state, rollout = _trainer_rollout()
     initial = to_torch_state(state.params)

@@ -72,7 +72,9 @@ SEGMENTS = ["--gamma", "0.9", "--baseline", "none", "--segment-steps", "128"]
     ("torch", [3, 9], []),  # 2 runs of 6 updates, one after the other: stops in run 1, in run 2
     ("jax", [15, 41], SEGMENTS),
     ("torch", [3, 9], SEGMENTS),
-], ids=["jax", "torch", "jax-segments", "torch-segments"])
+    ("jax", [15, 41], ["--lr-warmup", "30"]),  # the lr is still rising at the first stop
+    ("torch", [3, 9], ["--lr-warmup", "4"]),
+], ids=["jax", "torch", "jax-segments", "torch-segments", "jax-warmup", "torch-warmup"])
 def test_stopped_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, backend, stops, mode,
                                                                  capsys):
     if backend == "jax":
