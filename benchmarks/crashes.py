@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from reinforce.cli import positive_int
 from reinforce.envs import pixelcopter as pc
 
 #: Margins (px to the observed column's ceiling or floor) whose frame shares are reported.
@@ -147,23 +148,13 @@ def format_report(label: str, s: dict[str, Any], max_t: int) -> str:
             f"of the crashes; frames there within {margins} px: {near_open}")
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.crashes",
                                      description=__doc__.split("\n\n")[1])
     parser.add_argument("run_dir", help="a Pixelcopter run folder (reinforce train --out)")
-    parser.add_argument("--episodes", type=_positive, default=500,
+    parser.add_argument("--episodes", type=positive_int, default=500,
                         help="episodes per run (default 500)")
-    parser.add_argument("--max-t", type=_positive, default=None,
+    parser.add_argument("--max-t", type=positive_int, default=None,
                         help="frames per episode at most (default: the run's max_t)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the episodes (default 1)")
     args = parser.parse_args(argv)

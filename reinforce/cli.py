@@ -57,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"hyper-parameter preset: {', '.join(PRESETS)} (default "
                             f"{DEFAULT_PRESET}); the options below override it")
     train.add_argument("--seed", type=_seed, default=None, help="first seed (default 0)")
-    train.add_argument("--seeds", type=_positive_int, default=None,
+    train.add_argument("--seeds", type=positive_int, default=None,
                        help="number of seeds: seed, seed+1, ... (JAX trains them all at once)")
     train.add_argument("--out", type=Path, default=None,
                        help="run folder to create (default runs/<env>-<backend>-<time>)")
@@ -151,21 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="save a checkpoint at most every SECONDS, between chunks of "
                             f"updates (default {DEFAULT_CHECKPOINT_SECONDS:g}; 0: after every "
                             "chunk); always at the start, on Ctrl-C and at the end")
-    train.add_argument("--stop-after", type=_positive_int, default=None, metavar="UPDATES",
+    train.add_argument("--stop-after", type=positive_int, default=None, metavar="UPDATES",
                        help="save a checkpoint and stop once UPDATES updates are done (JAX: "
                             "at the end of that chunk); continue later with --resume")
     train.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                        help="train over several processes (hosts) with jax.distributed: "
                             "the address of process 0; every process runs the same command "
                             "with its own --process-id, and process 0 writes the run folder")
-    train.add_argument("--num-processes", type=_positive_int, default=None, metavar="N",
+    train.add_argument("--num-processes", type=positive_int, default=None, metavar="N",
                        help="number of processes, with --coordinator")
     train.add_argument("--process-id", type=int, default=None, metavar="I",
                        help="this process's index, 0 to N-1, with --coordinator")
 
     ev = sub.add_parser("evaluate", help="evaluate a saved run again")
     ev.add_argument("run_dir", type=Path)
-    ev.add_argument("--episodes", type=_positive_int, default=DEFAULT_EPISODES)
+    ev.add_argument("--episodes", type=positive_int, default=DEFAULT_EPISODES)
     ev.add_argument("--backend", default=None, help="jax or torch (default: the run's own)")
     ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
 
@@ -177,15 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--local-dir", type=Path, default=None, metavar="DIR",
                       help="dry run: build the repository folder in DIR, upload nothing "
                            "(no token, no network); default folder for an upload: RUN_DIR/hub")
-    push.add_argument("--episodes", type=_positive_int, default=DEFAULT_EPISODES,
+    push.add_argument("--episodes", type=positive_int, default=DEFAULT_EPISODES,
                       help=f"evaluation episodes (default {DEFAULT_EPISODES})")
     push.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                       help=f"evaluation and replay seed (default {DEFAULT_SEED}, as for "
                            "evaluate)")
     push.add_argument("--backend", default=None,
                       help="jax or torch evaluation (default: the run's own)")
-    push.add_argument("--fps", type=_positive_int, default=DEFAULT_FPS, help="replay frame rate")
-    push.add_argument("--max-frames", type=_positive_int, default=None,
+    push.add_argument("--fps", type=positive_int, default=DEFAULT_FPS, help="replay frame rate")
+    push.add_argument("--max-frames", type=positive_int, default=None,
                       help="longest replay (default: the run's max_t + 1)")
     push.add_argument("--private", action="store_true", help="create the repository private")
 
@@ -193,11 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("run_dir", type=Path)
     rec.add_argument("--out", type=Path, default=None, metavar="FILE",
                      help="the .mp4 to write (default RUN_DIR/replay.mp4, replaced if there)")
-    rec.add_argument("--fps", type=_positive_int, default=DEFAULT_FPS,
+    rec.add_argument("--fps", type=positive_int, default=DEFAULT_FPS,
                      help=f"frame rate (default {DEFAULT_FPS})")
     rec.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
                      help=f"episode seed (default {DEFAULT_SEED})")
-    rec.add_argument("--max-frames", type=_positive_int, default=None,
+    rec.add_argument("--max-frames", type=positive_int, default=None,
                      help="longest video (default: the run's max_t + 1)")
     return parser
 

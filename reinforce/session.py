@@ -219,9 +219,9 @@ class Session:
 
 
 def _with_defaults(identity: dict[str, Any]) -> dict[str, Any]:
-    """``identity`` with its train config completed by the defaults of settings added since it
-    was written (a checkpoint of an earlier version lacks them), so that such a checkpoint still
-    matches its own run folder."""
+    """A checkpoint's saved ``identity`` with its train config completed by the defaults of
+    settings added since it was written (a checkpoint of an earlier version lacks them), so that
+    it still matches its run folder, whose identity is always complete."""
     from reinforce.config import TrainConfig
 
     train = identity.get("train")
@@ -247,7 +247,7 @@ def check_resumable(checkpoint: TrainingCheckpoint, identity: dict[str, Any],
     saved = progress.get("config")
     if isinstance(saved, dict):
         saved = _with_defaults(saved)
-    if not isinstance(saved, dict) or saved != _with_defaults(identity):
+    if not isinstance(saved, dict) or saved != identity:
         saved = saved if isinstance(saved, dict) else {}
         diff = [k for k in identity if saved.get(k) != identity[k] and k != "train"]
         train, saved_train = identity.get("train") or {}, saved.get("train") or {}
