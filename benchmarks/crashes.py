@@ -19,7 +19,6 @@ Bad input (no run folder, a CartPole run, a bad number) prints one line on stder
 
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Any
 
@@ -27,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reinforce.cli import positive_int
+from reinforce.cli import OneLineParser, UsageError, positive_int
 from reinforce.envs import pixelcopter as pc
 
 #: Margins (px to the observed column's ceiling or floor) whose frame shares are reported.
@@ -149,24 +148,28 @@ def format_report(label: str, s: dict[str, Any], max_t: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.crashes",
-                                     description=__doc__.split("\n\n")[1])
+    parser = OneLineParser(prog="python -m benchmarks.crashes",
+                           description=__doc__.split("\n\n")[1])
     parser.add_argument("run_dir", help="a Pixelcopter run folder (reinforce train --out)")
     parser.add_argument("--episodes", type=positive_int, default=500,
                         help="episodes per run (default 500)")
     parser.add_argument("--max-t", type=positive_int, default=None,
                         help="frames per episode at most (default: the run's max_t)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the episodes (default 1)")
-    args = parser.parse_args(argv)
+
+    def fail(message: str) -> int:
+        print(f"benchmarks.crashes: error: {message}", file=sys.stderr)
+        return 2
+
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return fail(str(exc))
 
     from reinforce.checkpoint import CheckpointError
     from reinforce.runs import RunFolder
     from reinforce_jax.export import from_torch_state
     from reinforce_jax.policy import make_policy
-
-    def fail(message: str) -> int:
-        print(f"benchmarks.crashes: error: {message}", file=sys.stderr)
-        return 2
 
     try:
         folder = RunFolder.load(args.run_dir)

@@ -52,7 +52,9 @@ class UsageError(Exception):
     """Bad input from the user: reported on one line, exit code 2."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` (one line, exit 2) instead of printing usage."""
+
     def error(self, message: str):  # one line, no usage dump
         raise UsageError(message)
 
@@ -111,8 +113,8 @@ def _seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reinforce", description="REINFORCE in JAX and PyTorch.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="reinforce", description="REINFORCE in JAX and PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     # Settings default to None so that --resume can tell which were given (see TRAIN_SETTINGS).
     train = sub.add_parser("train", help="train a policy and evaluate it")

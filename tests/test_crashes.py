@@ -119,8 +119,13 @@ def test_cli_refuses_what_it_cannot_report(tmp_path, capsys, make, argv, message
     assert message in err[0]
 
 
-def test_cli_refuses_a_bad_number(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        crashes.main([str(tmp_path), "--episodes", "0"])
-    assert exc.value.code == 2
-    assert "must be at least 1" in capsys.readouterr().err
+@pytest.mark.parametrize("argv, message", [
+    (["--episodes", "0"], "argument --episodes: must be at least 1, got 0"),
+    (["--max-t", "x"], "argument --max-t: expected an integer, got 'x'"),
+    ([], "the following arguments are required: run_dir"),
+])
+def test_cli_refuses_bad_arguments_in_one_line(tmp_path, capsys, argv, message):
+    argv = [str(tmp_path), *argv] if argv else argv
+    assert crashes.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"benchmarks.crashes: error: {message}"]
