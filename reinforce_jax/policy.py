@@ -3,6 +3,11 @@
 Layers are initialised like ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in) for weights and
 biases), so both backends start from the same distribution of networks. Parameters are named
 ``layers_0, layers_1, ...``, matching the torch module's ``layers.0, layers.1, ...``.
+
+Every matrix product runs at full float32 precision (:data:`PRECISION`) on every platform: GPUs
+and TPUs otherwise multiply float32 matrices in reduced precision (TF32 / bfloat16 passes), and
+the policy would no longer agree with the torch backend to float32 rounding. The precision is
+set on the operation, so it holds in the gradient too and needs no environment variable.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+#: The precision of every matrix product of the policy, forward and backward.
+PRECISION = jax.lax.Precision.HIGHEST
 
 
 def _torch_uniform(fan_in: int):
@@ -34,7 +42,7 @@ class Linear(nn.Module):
         fan_in = x.shape[-1]
         kernel = self.param("kernel", _torch_uniform(fan_in), (fan_in, self.features))
         bias = self.param("bias", _torch_uniform(fan_in), (self.features,))
-        return x @ kernel + bias
+        return jnp.matmul(x, kernel, precision=PRECISION) + bias
 
 
 class Policy(nn.Module):
