@@ -25,22 +25,20 @@ EPS = float(np.finfo(np.float32).eps)
 BASELINES = ("none", "time")
 
 
-@jax.jit
-def discounted_returns(
-    rewards: jax.Array,
-    dones: jax.Array,
-    gamma: float | jax.Array,
-    bootstrap: jax.Array | None = None,
-) -> jax.Array:
-    """G[t] = r[t] + gamma * G[t+1] * (1 - done[t]), computed by a reverse ``lax.scan``.
-
-    ``bootstrap`` (shape ``[B]``, default 0) is G[T], the return just after the last row; it
-    lets a long rollout be processed in consecutive time chunks, last chunk first.
-    """
+def _affine_inputs(rewards, dones, gamma, bootstrap):
+    """``(rewards, continuation)`` with ``continuation = gamma * (1 - done)``, as arrays of the
+    rewards' dtype, and the bootstrap (default 0)."""
     rewards = jnp.asarray(rewards)
     gamma = jnp.asarray(gamma, rewards.dtype)
     not_done = 1.0 - jnp.asarray(dones, rewards.dtype)
     carry = jnp.zeros_like(rewards[0]) if bootstrap is None else bootstrap.astype(rewards.dtype)
+    return rewards, gamma, not_done, carry
+
+
+def discounted_returns_scan(rewards, dones, gamma, bootstrap=None) -> jax.Array:
+    """:func:`discounted_returns` by a reverse ``lax.scan``: ``T`` sequential steps over
+    ``[B]`` rows. The fastest on a CPU (``benchmarks.device_check`` measures both)."""
+    rewards, gamma, not_done, carry = _affine_inputs(rewards, dones, gamma, bootstrap)
 
     def backward(next_return, inputs):
         reward, cont = inputs
@@ -49,6 +47,50 @@ def discounted_returns(
 
     _, returns = jax.lax.scan(backward, carry, (rewards, not_done), reverse=True)
     return returns
+
+
+def discounted_returns_associative(rewards, dones, gamma, bootstrap=None) -> jax.Array:
+    """:func:`discounted_returns` by a parallel (associative) scan: ``log2(T)`` passes over the
+    whole ``[T, B]`` array. The fastest on a GPU, where a sequential scan runs one small kernel
+    per step.
+
+    Step ``t`` is the affine map ``x -> r[t] + c[t] * x`` with ``c[t] = gamma * (1 - done[t])``,
+    and ``G[t]`` is the composition of the maps of steps ``t .. T-1`` applied to the bootstrap.
+    Composition is associative: (earlier after later) is ``(c1 * c2, r1 + c1 * r2)``.
+    """
+    rewards, gamma, not_done, carry = _affine_inputs(rewards, dones, gamma, bootstrap)
+    cont = gamma * not_done
+    rewards = rewards.at[-1].add(cont[-1] * carry)  # G[T] = bootstrap enters through step T-1
+
+    def compose(later, earlier):  # reverse scan: the accumulated later steps come first
+        c_later, r_later = later
+        c_earlier, r_earlier = earlier
+        return c_earlier * c_later, r_earlier + c_earlier * r_later
+
+    _, returns = jax.lax.associative_scan(compose, (cont, rewards), reverse=True)
+    return returns
+
+
+@jax.jit
+def discounted_returns(
+    rewards: jax.Array,
+    dones: jax.Array,
+    gamma: float | jax.Array,
+    bootstrap: jax.Array | None = None,
+) -> jax.Array:
+    """G[t] = r[t] + gamma * G[t+1] * (1 - done[t]), over time-major ``[T, B]`` arrays.
+
+    ``bootstrap`` (shape ``[B]``, default 0) is G[T], the return just after the last row; it
+    lets a long rollout be processed in consecutive time chunks, last chunk first.
+
+    The implementation is chosen per platform when the program is lowered
+    (``jax.lax.platform_dependent``): the sequential scan on a CPU, the parallel scan
+    elsewhere (GPU, TPU). Both agree with the float64 oracle to float32 rounding; which is
+    faster where was measured (README, "Returns on each platform").
+    """
+    return jax.lax.platform_dependent(rewards, dones, gamma, bootstrap,
+                                      cpu=discounted_returns_scan,
+                                      default=discounted_returns_associative)
 
 
 @partial(jax.jit, static_argnames=("axis",))
@@ -147,12 +189,12 @@ def segment_means(episodes: SegmentEpisodes) -> tuple[jax.Array, jax.Array]:
 # --- test oracles: plain loops, one episode at a time -----------------------------------------
 
 
-def discounted_returns_reference(rewards, dones, gamma) -> np.ndarray:
+def discounted_returns_reference(rewards, dones, gamma, bootstrap=None) -> np.ndarray:
     rewards = np.asarray(rewards, dtype=np.float64)
     dones = np.asarray(dones, dtype=bool)
     out = np.zeros_like(rewards)
     for b in range(rewards.shape[1]):
-        running = 0.0
+        running = 0.0 if bootstrap is None else float(bootstrap[b])
         for t in reversed(range(rewards.shape[0])):
             if dones[t, b]:
                 running = 0.0

@@ -124,17 +124,18 @@ def collect(
     n_episodes: int,
     horizon: int,
     chunk_len: int = CHUNK_LEN,
+    runs_axis: str | None = None,
 ) -> tuple[Rollout, jax.Array]:
     """Play ``n_episodes`` episodes from fresh resets with actions sampled from the policy.
 
-    Returns the rollout and the number of chunks actually played (the rest is zeros).
+    Returns the rollout and the number of chunks played (the rest is zeros). Under
+    ``jax.vmap(..., axis_name=runs_axis)`` chunks are played until the episodes of *every* run
+    have ended (:func:`any_run`), so the loop is the same for all runs; a run whose episodes
+    ended earlier plays padding, zeros that change nothing.
     """
     chunk_len = min(chunk_len, horizon)
     n_chunks = -(-horizon // chunk_len)
-    reset_key, key = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(reset_key, n_episodes), env_params
-    )
+    key, (obs, state) = _fresh_episodes(env, env_params, key, n_episodes)
     shape = (n_chunks, chunk_len, n_episodes)
     buffer = Rollout(
         obs=jnp.zeros((*shape, env.observation_size), jnp.float32),
@@ -147,20 +148,14 @@ def collect(
 
     def play_chunk(loop):
         i, carry, buffer = loop
-        # The chunk's random numbers in two vectorized draws, not two key splits per step.
-        chunk_key = jax.random.fold_in(key, i)
-        action_key, env_key = jax.random.split(chunk_key)
-        draws = (
-            jax.random.uniform(action_key, (chunk_len, n_episodes)),
-            jax.random.split(env_key, (chunk_len, n_episodes)),
-        )
+        draws = _chunk_draws(key, i, chunk_len, n_episodes)
         carry, chunk = jax.lax.scan(one_step, carry, draws)
         buffer = jax.tree.map(lambda b, c: b.at[i].set(c), buffer, chunk)
         return i + 1, carry, buffer
 
     def any_alive(loop):
         i, carry, _ = loop
-        return (i < n_chunks) & carry[2].any()
+        return (i < n_chunks) & any_run(carry[2].any(), runs_axis)
 
     alive = jnp.ones((n_episodes,), bool)
     carry = (obs, state, alive, jnp.zeros((n_episodes,), jnp.int32))
@@ -168,6 +163,71 @@ def collect(
         any_alive, play_chunk, (jnp.zeros((), jnp.int32), carry, buffer)
     )
     return buffer, n_played
+
+
+def any_run(flag: jax.Array, runs_axis: str | None) -> jax.Array:
+    """``flag`` or-ed over the runs vmapped under the axis name ``runs_axis`` (unchanged when
+    None). A loop whose condition is the same for every run keeps an unbatched counter: no
+    per-run select of the whole loop state after each iteration, and slices instead of
+    gathers and scatters, which is less to compile and less to run."""
+    if runs_axis is None:
+        return flag
+    return jax.lax.psum(flag.astype(jnp.int32), runs_axis) > 0
+
+
+def _fresh_episodes(env: envs.Environment, env_params: Any, key: jax.Array, n: int):
+    """``(key for the rest, (obs, state))``: ``n`` envs reset from one split of ``key``."""
+    reset_key, key = jax.random.split(key)
+    return key, jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n),
+                                                        env_params)
+
+
+def _chunk_draws(key: jax.Array, i: jax.Array, chunk_len: int, n: int):
+    """The random numbers of chunk ``i``: one uniform (the action) and one env key per step and
+    env, in two vectorized draws rather than two key splits per step."""
+    action_key, env_key = jax.random.split(jax.random.fold_in(key, i))
+    return (jax.random.uniform(action_key, (chunk_len, n)),
+            jax.random.split(env_key, (chunk_len, n)))
+
+
+def play_returns(
+    env: envs.Environment,
+    env_params: Any,
+    policy: Policy,
+    params: Any,
+    key: jax.Array,
+    n_episodes: int,
+    horizon: int,
+    chunk_len: int = CHUNK_LEN,
+    runs_axis: str | None = None,
+) -> jax.Array:
+    """The undiscounted return of each of ``n_episodes`` episodes played as :func:`collect`
+    plays them (the same random numbers, so the same episodes), keeping nothing but the running
+    returns: memory ``O(n_episodes)`` whatever the horizon."""
+    chunk_len = min(chunk_len, horizon)
+    n_chunks = -(-horizon // chunk_len)
+    key, (obs, state) = _fresh_episodes(env, env_params, key, n_episodes)
+    one_step = _policy_step(env, env_params, policy, params, horizon)
+
+    def rewards_only(carry, draws):
+        carry, record = one_step(carry, draws)
+        return carry, record.rewards
+
+    def play_chunk(loop):
+        i, carry, total = loop
+        draws = _chunk_draws(key, i, chunk_len, n_episodes)
+        carry, rewards = jax.lax.scan(rewards_only, carry, draws)
+        return i + 1, carry, total + rewards.sum(axis=0)
+
+    def any_alive(loop):
+        i, carry, _ = loop
+        return (i < n_chunks) & any_run(carry[2].any(), runs_axis)
+
+    carry = (obs, state, jnp.ones((n_episodes,), bool), jnp.zeros((n_episodes,), jnp.int32))
+    _, _, total = jax.lax.while_loop(
+        any_alive, play_chunk, (jnp.zeros((), jnp.int32), carry, jnp.zeros((n_episodes,)))
+    )
+    return total
 
 
 def collect_segments(
@@ -191,9 +251,7 @@ def collect_segments(
     (``reinforce.returns.segment_episodes`` tells them apart).
     """
     one_step = _policy_step(env, env_params, policy, params, horizon)
-    reset_key, key = jax.random.split(key)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(reset_key, n_envs),
-                                                         env_params)
+    key, (obs, state) = _fresh_episodes(env, env_params, key, n_envs)
 
     def play_block(carry, i):
         obs, state, alive, t = carry
@@ -222,21 +280,43 @@ def compute_weights(
     rollout: Rollout, n_played: jax.Array, gamma: float, normalize: bool, baseline: str = "none"
 ) -> jax.Array:
     """Reward-to-go of every step, less the baseline, normalized if asked,
-    ``[n_chunks, chunk_len, B]``."""
+    ``[n_chunks, chunk_len, B]``.
+
+    On a CPU the returns are scanned chunk by chunk from the last chunk played, so chunks that
+    were never played cost nothing; elsewhere one parallel scan covers the whole rollout (the
+    chunks not played are zeros and change no return).
+    """
+    G = jax.lax.platform_dependent(rollout.rewards, rollout.dones, n_played, gamma,
+                                   cpu=returns_by_chunks, default=returns_at_once)
+    return returns.weigh(G, rollout.valid, normalize, baseline)
+
+
+def returns_by_chunks(rewards: jax.Array, dones: jax.Array, n_played: jax.Array, gamma
+                      ) -> jax.Array:
+    """The discounted returns of a chunked rollout ``[n_chunks, chunk_len, B]``, chunk by chunk
+    from the last one played (the CPU's way: chunks never played cost nothing)."""
 
     def backward(loop):
         i, next_return, out = loop
-        chunk_returns = returns.discounted_returns(
-            rollout.rewards[i], rollout.dones[i], gamma, next_return
-        )
+        chunk_returns = returns.discounted_returns(rewards[i], dones[i], gamma, next_return)
         return i - 1, chunk_returns[0], out.at[i].set(chunk_returns)
 
     _, _, G = jax.lax.while_loop(
         lambda loop: loop[0] >= 0,
         backward,
-        (n_played - 1, jnp.zeros_like(rollout.rewards[0, 0]), jnp.zeros_like(rollout.rewards)),
+        (n_played - 1, jnp.zeros_like(rewards[0, 0]), jnp.zeros_like(rewards)),
     )
-    return returns.weigh(G, rollout.valid, normalize, baseline)
+    return G
+
+
+def returns_at_once(rewards: jax.Array, dones: jax.Array, n_played: jax.Array, gamma
+                    ) -> jax.Array:
+    """The same in one scan over the whole rollout (an accelerator's way: one parallel scan;
+    the chunks not played are zeros and change no return)."""
+    del n_played
+    flat = returns.discounted_returns(rewards.reshape(-1, *rewards.shape[2:]),
+                                      dones.reshape(-1, *dones.shape[2:]), gamma)
+    return flat.reshape(rewards.shape)
 
 
 def reinforce_loss(
@@ -277,8 +357,10 @@ def episode_stats(rollout: Rollout) -> tuple[jax.Array, jax.Array]:
 class Trainer:
     """The pieces of a run for one config; every method is pure and jittable."""
 
-    def __init__(self, cfg: TrainConfig, chunk_len: int = CHUNK_LEN):
+    def __init__(self, cfg: TrainConfig, chunk_len: int = CHUNK_LEN, runs_axis: str | None = None):
         self.cfg = cfg
+        #: The axis name under which the caller vmaps runs (see :func:`any_run`), if any.
+        self.runs_axis = runs_axis
         self.env, self.env_params = envs.make(cfg.env_id)
         self.policy = make_policy(cfg.hidden_sizes, self.env.num_actions)
         self.horizon = envs.horizon(self.env_params, cfg.max_t)
@@ -310,7 +392,7 @@ class Trainer:
 
     def collect(self, params, key, n_episodes: int) -> tuple[Rollout, jax.Array]:
         return collect(self.env, self.env_params, self.policy, params, key, n_episodes,
-                       self.horizon, self.chunk_len)
+                       self.horizon, self.chunk_len, self.runs_axis)
 
     def collect_segments(self, params, key) -> Rollout:
         return collect_segments(self.env, self.env_params, self.policy, params, key,
@@ -348,12 +430,22 @@ class Trainer:
             episode_length=mean_length,
             policy_loss=loss,
             env_steps=live,
-            padded_steps=n_played * played.obs.shape[1] * cfg.batch_episodes - live,
+            padded_steps=self.steps_computed(played) - live,
         )
         state = state._replace(
             params=params, opt_state=opt_state, key=key, update=state.update + 1
         )
         return state, metrics
+
+    def steps_computed(self, played: Rollout) -> jax.Array:
+        """Env steps this run needed to compute for its rollout: whole segments, or whole
+        chunks until its own last episode ended (chunks played only because other runs'
+        episodes went on are not counted)."""
+        n_chunks, chunk_len, n_envs = played.valid.shape
+        if self.cfg.segment_steps:
+            return jnp.asarray(n_chunks * chunk_len * n_envs, jnp.int32)
+        longest = played.valid.sum(axis=(0, 1)).max()
+        return -(-longest // chunk_len) * chunk_len * n_envs
 
     def run(self, state: TrainState, n_updates: int) -> tuple[TrainState, Metrics]:
         """``n_updates`` updates in one ``lax.scan``; metrics stacked ``[n_updates]``."""
@@ -365,8 +457,8 @@ class Trainer:
 
     def evaluate(self, params, key: jax.Array, n_episodes: int) -> jax.Array:
         """Undiscounted returns of ``n_episodes`` episodes of the stochastic policy."""
-        rollout, _ = self.collect(params, key, n_episodes)
-        return episode_stats(rollout)[0]
+        return play_returns(self.env, self.env_params, self.policy, params, key, n_episodes,
+                            self.horizon, self.chunk_len, self.runs_axis)
 
 
 def make_train(cfg: TrainConfig):
@@ -439,9 +531,32 @@ def init_distributed(coordinator: str | None = None, num_processes: int | None =
                                process_id=process_id)
 
 
-def run_devices(n_runs: int) -> list:
-    """The devices ``n_runs`` runs are spread over: all of them, but no more than runs."""
-    devices = jax.devices()
+#: JAX's platform for each ``--device`` value but ``auto`` (JAX's default platform).
+PLATFORMS = {"cpu": "cpu", "cuda": "gpu"}
+
+
+def platform_devices(device: str = "auto") -> list:
+    """The devices of a ``--device`` value (``reinforce.config.DEVICES``): ``auto``, JAX's
+    default platform (a GPU when there is one); ``cpu``; ``cuda``, the GPUs (``ConfigError``
+    when JAX sees none)."""
+    from reinforce.config import DEVICES, ConfigError
+
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return jax.devices()
+    try:
+        return jax.devices(PLATFORMS[device])
+    except RuntimeError:
+        raise ConfigError(f"--device {device}: JAX sees no such device (jax {jax.__version__} "
+                          f"runs on {jax.default_backend()}); use --device cpu or auto"
+                          ) from None
+
+
+def run_devices(n_runs: int, device: str = "auto") -> list:
+    """The devices ``n_runs`` runs are spread over: all of the platform's, but no more than
+    runs."""
+    devices = platform_devices(device)
     if jax.process_count() > 1:  # every process takes part (the runs axis is padded)
         return devices
     return devices[: max(1, min(len(devices), n_runs))]
@@ -450,12 +565,13 @@ def run_devices(n_runs: int) -> list:
 def shard_runs(tree: Any, devices: list | None = None) -> Any:
     """Spread the leading (runs) axis over ``devices`` (default all) when there are several.
 
-    With one device this is the identity. With ``n`` devices the runs axis must be a multiple
-    of ``n`` (``train_many`` pads it); ``jit`` then runs each device's share of runs there.
+    With one device the arrays are put on it. With ``n`` devices the runs axis must be a
+    multiple of ``n`` (``train_many`` pads it); ``jit`` then runs each device's share of runs
+    there.
     """
     devices = jax.devices() if devices is None else devices
     if len(devices) == 1:
-        return tree
+        return jax.device_put(tree, devices[0])
     mesh = jax.sharding.Mesh(devices, ("runs",))
     sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("runs"))
     if jax.process_count() == 1:
@@ -521,8 +637,10 @@ def train_many(
     lrs: list[float],
     on_progress=None,
     session=None,
+    device: str = "auto",
 ) -> ManyResult:
-    """Train ``len(seeds)`` runs (run i: seed ``seeds[i]``, lr ``lrs[i]``) in one program.
+    """Train ``len(seeds)`` runs (run i: seed ``seeds[i]``, lr ``lrs[i]``) in one program, on
+    the devices of ``device`` (:func:`platform_devices`).
 
     Updates run in compiled chunks of ``cfg.chunk_updates``; ``on_progress(updates_done,
     mean_recent_return)`` is called between chunks. The runs axis is vmapped and, with several
@@ -543,28 +661,31 @@ def train_many(
     from reinforce.session import Session
 
     start = time.perf_counter()
-    trainer, init, run_chunk, evaluate = _programs(cfg)
     n_runs = len(seeds)
+    devices = run_devices(n_runs, device)
+    trainer, init, run_chunk, evaluate = _programs(cfg, devices[0].platform)
     session = session or Session.plain("jax", seeds, lrs, cfg.n_updates)
-    devices = run_devices(n_runs)
     n_dev = len(devices)
     padded = -(-n_runs // n_dev) * n_dev  # pad the runs axis to a multiple of the devices
-    seeds_p = list(seeds) + [seeds[-1]] * (padded - n_runs)
-    lrs_p = list(lrs) + [lrs[-1]] * (padded - n_runs)
-    keys = jax.vmap(jax.random.key)(jnp.asarray(seeds_p, jnp.uint32))
+    seeds_p = shard_runs(np.asarray(list(seeds) + [seeds[-1]] * (padded - n_runs), np.uint32),
+                         devices)
+    lrs_p = shard_runs(np.asarray(list(lrs) + [lrs[-1]] * (padded - n_runs), np.float32),
+                       devices)
     chunks: list[Metrics] = []
     wall: list[float] = []
+    done = 0 if session.resume is None else int(session.resume.progress["updates_done"])
+    # Every program this run needs compiles in the background from the start (XLA compiles a
+    # program on about one and a half cores): the chunk programs while the state is
+    # initialised, the evaluation while training runs.
+    compiling = _compile_ahead(cfg, seeds_p, lrs_p, devices, done)
     if session.resume is None:
-        state = init(shard_runs(keys, devices), shard_runs(jnp.asarray(lrs_p), devices))
+        state = init(seeds_p, lrs_p)
     else:
-        template = jax.eval_shape(_raw_key_init(trainer), keys[:n_runs],
-                                  jnp.asarray(lrs, jnp.float32))
-        host, chunks, wall = restore_many(template, session.resume, n_runs)
+        host, chunks, wall = restore_many(_state_template(trainer, n_runs), session.resume,
+                                          n_runs)
         host = jax.tree.map(lambda x: np.concatenate([x] + [x[-1:]] * (padded - n_runs)), host)
-        host = jax.tree.map(jnp.asarray, host)
         state = host._replace(key=jax.random.wrap_key_data(host.key))
     state = shard_runs(state, devices)
-    done = sum(c.policy_loss.shape[1] for c in chunks)
     if on_progress is not None and done:
         on_progress(done, float(chunks[-1].episodic_return[:, -1].mean()))
 
@@ -590,6 +711,7 @@ def train_many(
                 save("interrupted" if session.stop_flag.is_set() else "stopped")
             raise session.stopped(label(done))
         n = min(cfg.chunk_updates, cfg.n_updates - done)
+        compiling.wait(("chunk", n))
         new_state, metrics = run_chunk(state, n)
         metrics = jax.tree.map(lambda x: x[:n_runs], to_host(metrics))  # waits for it
         host = to_host(new_state)
@@ -608,62 +730,103 @@ def train_many(
         save("trained")
     metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
 
-    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys)
-    eval_returns = to_host(
-        evaluate(state.params, shard_runs(eval_keys, devices), cfg.n_evaluation_episodes)
-    )[:n_runs]
+    compiling.wait(("evaluate",))
+    eval_returns = to_host(evaluate(state.params, seeds_p, cfg.n_evaluation_episodes))[:n_runs]
     params = jax.tree.map(lambda x: x[:n_runs], host.params)
     return ManyResult(params, metrics, np.asarray(wall), eval_returns)
 
 
-_PROGRAMS: dict[TrainConfig, tuple] = {}
+_PROGRAMS: dict[tuple[TrainConfig, str], tuple] = {}
+#: The axis name of the runs in ``train_many``'s programs.
+RUNS_AXIS = "runs"
 
 
-def compiler_options() -> dict[str, Any] | None:
+def compiler_options(platform: str | None = None) -> dict[str, Any] | None:
     """XLA options for the trainer's programs: on the CPU, LLVM optimization level 1.
 
     On the CPU, compiling is most of a short run's time: level 1 compiles the CartPole chunk
     program in about 60% of the time of the default level, and the program runs as fast (its
     time is in small matrix products and loop control that LLVM's heavier passes do not
-    improve). Other platforms keep their defaults.
+    improve). Other platforms keep their defaults. ``platform`` defaults to JAX's default.
     """
-    if jax.default_backend() == "cpu":
+    if (platform or jax.default_backend()) == "cpu":
         return {"xla_backend_optimization_level": 1}
     return None
 
 
-def _programs(cfg: TrainConfig) -> tuple:
+def eval_key(seed: jax.Array) -> jax.Array:
+    """The key a run's final evaluation plays from, given the run's seed."""
+    return jax.random.fold_in(jax.random.key(seed), 1)
+
+
+def _programs(cfg: TrainConfig, platform: str | None = None) -> tuple:
     """``(trainer, init, run_chunk, evaluate)`` of ``train_many``, jitted once per config, so
-    that a run resumed (or trained again) in the same process compiles nothing new.
+    that a run resumed (or trained again) in the same process compiles nothing new:
+    ``init(seeds, lrs)``, ``run_chunk(state, n)``, ``evaluate(params, seeds, n_episodes)``, all
+    over the runs axis (seeds are ``uint32``; keys are made inside the programs).
 
     ``train_many`` always passes the learning rates (they are traced), so configs that differ
-    only in ``lr`` share their programs."""
+    only in ``lr`` share their programs. ``platform`` (default: JAX's) sets the compiler
+    options."""
     cfg = cfg.replace(lr=1.0)
-    if cfg not in _PROGRAMS:
+    platform = platform or jax.default_backend()
+    if (cfg, platform) not in _PROGRAMS:
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        trainer = Trainer(cfg)
-        jit = partial(jax.jit, compiler_options=compiler_options())
-        _PROGRAMS[cfg] = (
+        trainer = Trainer(cfg, runs_axis=RUNS_AXIS)
+        jit = partial(jax.jit, compiler_options=compiler_options(platform))
+        _PROGRAMS[cfg, platform] = (
             trainer,
-            jit(jax.vmap(trainer.init)),
-            jit(jax.vmap(trainer.run, in_axes=(0, None)), static_argnums=1),
-            jit(jax.vmap(trainer.evaluate, in_axes=(0, 0, None)), static_argnums=2),
+            jit(jax.vmap(_seed_init(trainer))),
+            jit(jax.vmap(trainer.run, in_axes=(0, None), axis_name=RUNS_AXIS),
+                static_argnums=1),
+            jit(jax.vmap(lambda params, seed, n: trainer.evaluate(params, eval_key(seed), n),
+                         in_axes=(0, 0, None), axis_name=RUNS_AXIS), static_argnums=2),
         )
-    return _PROGRAMS[cfg]
+    return _PROGRAMS[cfg, platform]
+
+
+def _seed_init(trainer: Trainer):
+    """``trainer.init`` from a seed (``uint32``) rather than a key."""
+    return lambda seed, lr: trainer.init(jax.random.key(seed), lr)
+
+
+class _CompileAhead:
+    """Programs compiling in background threads; :meth:`wait` before calling one, so that it is
+    not compiled twice (a jitted function called after its ``lower(...).compile()`` reuses the
+    compiled program)."""
+
+    def __init__(self, jobs: dict[tuple, Any]):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(jobs)),
+                                        thread_name_prefix="reinforce-compile")
+        self._futures = {name: self._pool.submit(job) for name, job in jobs.items()}
+        self._pool.shutdown(wait=False)
+
+    def wait(self, name: tuple) -> None:
+        future = self._futures.pop(name, None)
+        if future is not None:
+            future.result()
+
+
+def _compile_ahead(cfg: TrainConfig, seeds, lrs, devices: list, done: int) -> _CompileAhead:
+    """Start compiling the chunk programs (one per chunk length still to run) and the
+    evaluation of ``train_many`` for these (sharded) seeds and learning rates."""
+    _, init, run_chunk, evaluate = _programs(cfg, devices[0].platform)
+    state = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=seeds.sharding),
+        jax.eval_shape(init, seeds, lrs))
+    lengths = {min(cfg.chunk_updates, cfg.n_updates - d)
+               for d in range(done, cfg.n_updates, cfg.chunk_updates)}
+    jobs = {("chunk", n): partial(lambda n: run_chunk.lower(state, n).compile(), n)
+            for n in sorted(lengths)}
+    jobs[("evaluate",)] = lambda: evaluate.lower(state.params, seeds,
+                                                 cfg.n_evaluation_episodes).compile()
+    return _CompileAhead(jobs)
 
 
 # --- checkpoints of many runs: named numpy arrays, no pickle --------------------------------
-
-
-def _raw_key_init(trainer: Trainer):
-    """``init`` over runs, with the RNG key as its raw ``uint32`` data (what is stored)."""
-
-    def init(keys, lrs):
-        state = jax.vmap(trainer.init)(keys, lrs)
-        return state._replace(key=jax.random.key_data(state.key))
-
-    return init
 
 
 def state_arrays(host: TrainState, n_runs: int | None = None) -> dict[str, Any]:
@@ -761,10 +924,16 @@ def check_checkpoint(cfg: TrainConfig, seeds: list[int], lrs: list[float], check
                      source: str = "the checkpoint") -> None:
     """Raise ``CheckpointError`` unless :func:`train_many` can resume ``checkpoint`` (this
     compiles and runs nothing: the template comes from ``jax.eval_shape``)."""
-    trainer = Trainer(cfg)
+    restore_many(_state_template(Trainer(cfg), len(seeds)), checkpoint, len(seeds), source)
+
+
+def _state_template(trainer: Trainer, n_runs: int) -> TrainState:
+    """Shapes and dtypes of the stacked state of ``n_runs`` runs as a checkpoint stores it (the
+    key as its raw data)."""
 
     def init(seeds, lrs):
-        return _raw_key_init(trainer)(jax.vmap(jax.random.key)(seeds), lrs)
+        state = jax.vmap(_seed_init(trainer))(seeds, lrs)
+        return state._replace(key=jax.random.key_data(state.key))
 
-    template = jax.eval_shape(init, jnp.asarray(seeds, jnp.uint32), jnp.asarray(lrs, jnp.float32))
-    restore_many(template, checkpoint, len(seeds), source)
+    return jax.eval_shape(init, jax.ShapeDtypeStruct((n_runs,), jnp.uint32),
+                          jax.ShapeDtypeStruct((n_runs,), jnp.float32))

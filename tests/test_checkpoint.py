@@ -253,17 +253,12 @@ def test_resume_damaged_checkpoint(folders, tmp_path, capsys, damage):
 
 
 def test_a_torch_checkpoint_does_not_resume_in_jax(folders):
-    import jax
-    import jax.numpy as jnp
-
     from reinforce.runs import RunFolder
-    from reinforce_jax.trainer import Trainer, _raw_key_init, restore_many
+    from reinforce_jax.trainer import Trainer, _state_template, restore_many
 
     folder = RunFolder.load(folders["stopped"])
     checkpoint = load_checkpoint(folders["stopped"] / CHECKPOINT_DIR)
-    trainer = Trainer(folder.cfg)
-    template = jax.eval_shape(_raw_key_init(trainer), jax.vmap(jax.random.key)(jnp.zeros(1, int)),
-                              jnp.ones(1))
+    template = _state_template(Trainer(folder.cfg), 1)
     with pytest.raises(CheckpointError, match="holds torch training state, not jax"):
         restore_many(template, checkpoint, 1)
 

@@ -33,6 +33,43 @@ def test_discounted_returns_match_reference(gamma, seed):
         np.testing.assert_array_equal(got, rewards)
 
 
+IMPLEMENTATIONS = {
+    "platform": returns.discounted_returns,
+    "scan": jax.jit(returns.discounted_returns_scan),
+    "associative": jax.jit(returns.discounted_returns_associative),
+}
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+@pytest.mark.parametrize("shape", [(1, 3), (2, 1), (57, 6), (500, 32), (1000, 4)])
+@pytest.mark.parametrize("gamma", [1.0, 0.99])
+def test_every_implementation_matches_the_oracle_with_dones_and_bootstrap(impl, shape, gamma):
+    """Random rewards, episode ends and bootstrap values, float32 tolerance (the parallel scan
+    sums in another order than the sequential one)."""
+    rng = np.random.default_rng(shape[0] * 7 + shape[1])
+    rewards = rng.normal(size=shape).astype(np.float32)
+    dones = rng.random(shape) < 0.02
+    bootstrap = rng.normal(size=shape[1]).astype(np.float32) * 10
+    got = np.asarray(IMPLEMENTATIONS[impl](rewards, dones, gamma, jnp.asarray(bootstrap)))
+    want = returns.discounted_returns_reference(rewards, dones, gamma, bootstrap)
+    assert got.shape == shape and got.dtype == np.float32
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6 * scale)
+
+
+def test_the_parallel_scan_is_what_a_non_cpu_platform_lowers():
+    """``discounted_returns`` picks per platform when lowered: the sequential scan for the CPU,
+    the associative scan (no ``while`` loop) for a GPU; lowering for CUDA needs no GPU."""
+    rewards, dones = _random_batch(0)
+    lowered = {
+        platform: jax.jit(returns.discounted_returns).trace(rewards, dones, 0.9)
+        .lower(lowering_platforms=(platform,)).as_text()
+        for platform in ("cpu", "cuda")
+    }
+    assert "stablehlo.while" in lowered["cpu"]
+    assert "stablehlo.while" not in lowered["cuda"]
+
+
 def test_hand_computed():
     r = np.array([[1.0], [1.0], [1.0]], np.float32)
     no_done = np.zeros((3, 1), bool)
@@ -158,6 +195,21 @@ def test_jax_chunked_compute_weights_equals_flat(cartpole_rollout, gamma, normal
     G = returns.discounted_returns_reference(flat.rewards, flat.dones, gamma)
     oracle = returns.normalize_reference(G, flat.valid) if normalize else G * flat.valid
     np.testing.assert_allclose(chunked.reshape(want.shape), oracle, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.99])
+def test_the_trainers_two_returns_layouts_agree(cartpole_rollout, gamma):
+    """The CPU's chunk-by-chunk returns and the accelerators' one parallel scan over the whole
+    rollout (chunks never played included) give the oracle's returns."""
+    rollout, n_played = cartpole_rollout
+    assert int(n_played) < rollout.rewards.shape[0], "some chunks must be unplayed zeros"
+    by_chunks = jax.jit(jt.returns_by_chunks)(rollout.rewards, rollout.dones, n_played, gamma)
+    at_once = jax.jit(jt.returns_at_once)(rollout.rewards, rollout.dones, n_played, gamma)
+    flat = rollout.flat()
+    want = returns.discounted_returns_reference(flat.rewards, flat.dones, gamma)
+    for got in (by_chunks, at_once):
+        np.testing.assert_allclose(np.asarray(got).reshape(want.shape), want, rtol=1e-5,
+                                   atol=1e-4)
 
 
 # --- the time baseline ------------------------------------------------------------------------
