@@ -119,9 +119,10 @@ def run_notebook(cfg: TrainConfig, seeds: list[int], device: str, gym_native: bo
     return {"runs": runs, "device": str(torch.device(device))}
 
 
-def run_torch(cfg: TrainConfig, seeds: list[int], name: str) -> dict[str, Any]:
+def run_torch(cfg: TrainConfig, seeds: list[int], device: str, name: str) -> dict[str, Any]:
     import torch
 
+    from reinforce_torch.devices import torch_device
     from reinforce_torch.trainer import train_many
 
     torch.set_num_threads(1)  # as the CLI does for the torch backend
@@ -130,7 +131,7 @@ def run_torch(cfg: TrainConfig, seeds: list[int], name: str) -> dict[str, Any]:
         # One call per seed: the same as one call with every seed (runs are trained one after
         # the other either way), but each run's wall clock then starts at 0.
         start = time.perf_counter()
-        _, metrics, wall, eval_returns = train_many(cfg, [seed], [cfg.lr])
+        _, metrics, wall, eval_returns = train_many(cfg, [seed], [cfg.lr], device=device)
         finished = time.perf_counter() - start
         m = metrics[0]
         runs.append({
@@ -140,8 +141,7 @@ def run_torch(cfg: TrainConfig, seeds: list[int], name: str) -> dict[str, Any]:
             "eval_returns": eval_returns[0].tolist(), "clock_start": start,
         })
         _log(name, f"seed {seed}: {finished:.1f} s")
-    # The torch trainer has no device option: it always runs on the CPU.
-    return {"runs": runs, "device": "cpu"}
+    return {"runs": runs, "device": str(torch_device(device))}
 
 
 def run_jax(cfg: TrainConfig, seeds: list[int], name: str) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         raw = run_notebook(cfg, seeds, "cuda" if spec["device"] == "gpu" else "cpu",
                            variant.name == "notebook-gym", variant.name)
     elif variant.backend == "torch":
-        raw = run_torch(cfg, seeds, variant.name)
+        raw = run_torch(cfg, seeds, "cuda" if spec["device"] == "gpu" else "cpu", variant.name)
     else:
         raw = run_jax(cfg, seeds, variant.name)
     end = time.perf_counter()

@@ -27,6 +27,7 @@ from reinforce.checkpoint import (
 from reinforce.config import (
     CERTIFICATION,
     DEFAULT_PRESET,
+    DEVICES,
     PRESETS,
     ConfigError,
     TrainConfig,
@@ -112,6 +113,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _add_device(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help=f"where {what} computes: auto (default: the GPU when there is one), "
+                             "cpu or cuda")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="reinforce", description="REINFORCE in JAX and PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -144,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=help_of("hidden_sizes") + ", e.g. 16 or 64,128")
     train.add_argument("--eval-episodes", type=int, default=None,
                        help=help_of("n_evaluation_episodes") + " (default 100)")
+    _add_device(train, "training (and its evaluation)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                        help="continue the interrupted run in RUN_DIR from its checkpoint, with "
@@ -170,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", type=positive_int, default=DEFAULT_EPISODES)
     ev.add_argument("--backend", default=None, help="jax or torch (default: the run's own)")
     ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    _add_device(ev, "the policy")
 
     push = sub.add_parser("push", help="evaluate a run and share it on the Hugging Face Hub")
     push.add_argument("run_dir", type=Path)
@@ -190,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--max-frames", type=positive_int, default=None,
                       help="longest replay (default: the run's max_t + 1)")
     push.add_argument("--private", action="store_true", help="create the repository private")
+    _add_device(push, "the evaluation")
 
     rec = sub.add_parser("record", help="write a replay video of a run's policy")
     rec.add_argument("run_dir", type=Path)
@@ -201,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"episode seed (default {DEFAULT_SEED})")
     rec.add_argument("--max-frames", type=positive_int, default=None,
                      help="longest video (default: the run's max_t + 1)")
+    _add_device(rec, "the policy")
     return parser
 
 
@@ -304,10 +315,24 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 0
         folder, checkpoint = opened
     else:
+        _check_device(args.backend if args.backend is not None else "jax", args.device)
         folder = _new_folder(args)
         folder.write_config()
         checkpoint = None
     return _train(args, folder, checkpoint)
+
+
+def _check_device(backend: str, device: str) -> str:
+    """``device`` if ``backend`` can compute there (else ``ConfigError``: one line, exit 2)."""
+    if backend == "torch":
+        from reinforce_torch.devices import torch_device
+
+        torch_device(device)
+    elif backend == "jax":
+        from reinforce_jax.trainer import platform_devices
+
+        platform_devices(device)
+    return device
 
 
 def _new_folder(args: argparse.Namespace, path: Path | None = None) -> RunFolder:
@@ -385,6 +410,7 @@ def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoin
         make_writable_dir(path / CHECKPOINT_DIR)
     except OSError as exc:
         raise UsageError(f"cannot write to run folder {path}: {exc.strerror}") from None
+    _check_device(folder.backend, args.device)
     return folder, checkpoint
 
 
@@ -405,7 +431,8 @@ def _train(args: argparse.Namespace, folder: RunFolder,
             budget = (f"{cfg.n_training_episodes} episodes, {cfg.n_updates} updates of "
                       f"{cfg.batch_episodes} episode(s) each")
         print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend}"
-              f"{_devices_note(backend)} ({budget}) -> {out}", file=sys.stderr)
+              f"{_devices_note(backend, args.device, len(specs))} ({budget}) -> {out}",
+              file=sys.stderr)
     elif announce:
         print(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend} in "
               f"{out} at {checkpoint.progress.get('at', f'update {start_at}')}",
@@ -427,7 +454,8 @@ def _train(args: argparse.Namespace, folder: RunFolder,
                 from reinforce_jax.export import to_torch_state
                 from reinforce_jax.trainer import train_many
 
-                result = train_many(cfg, seeds, lr_list, on_progress, session=session)
+                result = train_many(cfg, seeds, lr_list, on_progress, session=session,
+                                    device=args.device)
                 states = [to_torch_state(_index(result.params, i)) for i in range(len(specs))]
                 metrics = [{k: v[i] for k, v in result.metrics._asdict().items()}
                            for i in range(len(specs))]
@@ -439,8 +467,8 @@ def _train(args: argparse.Namespace, folder: RunFolder,
                 from reinforce_torch.trainer import train_many
 
                 torch.set_num_threads(1)  # tiny networks: threads cost more than they give
-                states, metrics, wall, eval_returns = train_many(cfg, seeds, lr_list,
-                                                                 on_progress, session=session)
+                states, metrics, wall, eval_returns = train_many(
+                    cfg, seeds, lr_list, on_progress, session=session, device=args.device)
     finally:
         bar.close()
     wall_seconds = session.wall_seconds()
@@ -465,15 +493,20 @@ def _train(args: argparse.Namespace, folder: RunFolder,
     return 0
 
 
-def _devices_note(backend: str) -> str:
-    """' on N devices' (and processes) for the JAX backend."""
-    if backend != "jax":
-        return ""
+def _devices_note(backend: str, device: str, n_runs: int) -> str:
+    """' on N CPU devices' (and processes) for the JAX backend, ' on cuda' for torch."""
+    if backend == "torch":
+        from reinforce_torch.devices import torch_device
+
+        return f" on {torch_device(device)}"
     import jax
 
-    n = len(jax.devices())
+    from reinforce_jax.trainer import run_devices
+
+    devices = run_devices(n_runs, device)
+    n = len(devices)
     procs = f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""
-    return f" on {n} {jax.default_backend().upper()} device{'s' if n > 1 else ''}{procs}"
+    return f" on {n} {devices[0].platform.upper()} device{'s' if n > 1 else ''}{procs}"
 
 
 def _index(tree, i: int):
@@ -507,7 +540,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from reinforce_jax.trainer import use_compile_cache
 
         use_compile_cache()
-    result = evaluate_run(folder, backend, args.episodes, args.seed)
+    result = evaluate_run(folder, backend, args.episodes, args.seed,
+                          _check_device(backend, args.device))
     cfg = folder.cfg
     print(f"{cfg.env_id} ({backend}, {folder.path}): {certification_line(cfg.env_id, result)}")
     return 0
@@ -520,7 +554,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         _check_backend(args.backend)
     push(args.run_dir, repo_id=args.repo_id, local_dir=args.local_dir, n_episodes=args.episodes,
          seed=args.seed, backend=args.backend, fps=args.fps, max_frames=args.max_frames,
-         private=args.private)
+         private=args.private, device=args.device)
     return 0
 
 
@@ -528,7 +562,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from reinforce.video import record_run
 
     replay = record_run(args.run_dir, args.out, fps=args.fps, seed=args.seed,
-                        max_frames=args.max_frames)
+                        max_frames=args.max_frames, device=_check_device("torch", args.device))
     end = "episode over" if replay.episode_over else "cut at --max-frames"
     print(f"wrote {replay.path}: {replay.n_frames} frames at {args.fps} fps, "
           f"{replay.episode_length} steps, return {replay.episode_return:g} ({end})")

@@ -34,6 +34,10 @@ def segment_cut(gamma: float) -> int:
     return math.ceil(math.log(SEGMENT_TOLERANCE) / math.log(gamma) - 1e-9)
 
 
+#: Where a backend computes (``--device``): ``auto`` is the accelerator when there is one.
+DEVICES = ("auto", "cpu", "cuda")
+
+
 class ConfigError(ValueError):
     """A hyper-parameter or option that cannot be used; the message says which and why."""
 

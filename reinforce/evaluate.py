@@ -71,28 +71,33 @@ def play_episodes(
     return totals
 
 
-def evaluate_run(folder, backend: str, n_episodes: int, seed: int) -> EvalResult:
+def evaluate_run(folder, backend: str, n_episodes: int, seed: int, device: str = "auto"
+                 ) -> EvalResult:
     """What ``reinforce evaluate`` computes for a run folder (a ``reinforce.runs.RunFolder``):
-    ``n_episodes`` episodes of the stochastic policy, played by ``backend`` (jax or torch)."""
+    ``n_episodes`` episodes of the stochastic policy, played by ``backend`` (jax or torch) on
+    ``device`` (``reinforce.config.DEVICES``)."""
     state = folder.load_weights()
     cfg = folder.cfg.replace(n_evaluation_episodes=n_episodes)
     if backend == "jax":
         import jax
 
         from reinforce_jax.export import from_torch_state
-        from reinforce_jax.trainer import Trainer, compiler_options
+        from reinforce_jax.trainer import Trainer, compiler_options, platform_devices
 
+        where = platform_devices(device)[0]
         evaluate = jax.jit(Trainer(cfg).evaluate, static_argnums=2,
-                           compiler_options=compiler_options())
-        returns = evaluate(from_torch_state(state), jax.random.key(seed), n_episodes)
+                           compiler_options=compiler_options(where.platform))
+        with jax.default_device(where):
+            returns = evaluate(from_torch_state(state), jax.random.key(seed), n_episodes)
     else:
         import torch
 
         from reinforce.checkpoint import torch_policy_from_state
+        from reinforce_torch.devices import torch_device
 
         torch.set_num_threads(1)
         policy = torch_policy_from_state(state, folder.observation_size, folder.num_actions,
-                                         cfg.hidden_sizes)
+                                         cfg.hidden_sizes).to(torch_device(device))
         returns = play_episodes(cfg.env_id, policy.numpy_probabilities, n_episodes, cfg.max_t,
                                 seed)
     return summarize(returns)

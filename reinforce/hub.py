@@ -254,10 +254,13 @@ settings.
 
 
 def build_folder(folder: RunFolder, out: Path, evaluation: Evaluation, repo_id: str, *,
-                 fps: int, max_frames: int | None) -> list[Path]:
-    """Write every file of the repository folder into ``out``; the paths written."""
+                 fps: int, max_frames: int | None, device: str = "cpu") -> list[Path]:
+    """Write every file of the repository folder into ``out`` (the replay computed on torch's
+    ``device``); the paths written."""
+    from reinforce_torch.devices import torch_device
+
     env_id = folder.cfg.env_id
-    policy = torch_policy(folder)
+    policy = torch_policy(folder).to(torch_device(device))
     policy.save_pretrained(out, extra_config={"env_id": env_id, "trained_with": folder.backend})
     hparams = hyperparameters(folder)
     (out / "hyperparameters.json").write_text(json.dumps(hparams, indent=2))
@@ -329,7 +332,7 @@ def upload(out: Path, repo_id: str, token: str, *, private: bool = False,
 def push(run_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Path | None = None,
          n_episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED, backend: str | None = None,
          fps: int = DEFAULT_FPS, max_frames: int | None = None, private: bool = False,
-         echo=print) -> Path:
+         echo=print, device: str = "auto") -> Path:
     """Evaluate, build the folder and upload it (``local_dir``: build it there, no upload).
 
     Everything that can be checked offline (repo id, run folder, output folder) is checked
@@ -350,14 +353,14 @@ def push(run_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Pa
     folder.load_weights()  # a corrupt weights file fails here, before anything is written
     out = check_out_dir(Path(local_dir) if dry_run else folder.path / HUB_DIR)
 
-    result = evaluate_run(folder, backend, n_episodes, seed)
+    result = evaluate_run(folder, backend, n_episodes, seed, device)
     echo(f"{folder.cfg.env_id} ({backend}, {folder.path}): "
          f"{certification_line(folder.cfg.env_id, result)}")
     evaluation = Evaluation(result, backend, seed,
                             datetime.now(UTC).isoformat(timespec="seconds"))
     try:
         build_folder(folder, out, evaluation, repo_id or PLACEHOLDER_REPO_ID, fps=fps,
-                     max_frames=max_frames)
+                     max_frames=max_frames, device=device)
     except (OSError, VideoError) as exc:
         raise HubError(f"could not build the Hub folder ({exc}); what was written is kept at "
                        f"{out}") from None

@@ -166,13 +166,15 @@ def default_max_frames(folder: RunFolder) -> int:
 
 
 def record_run(run_dir: str | Path, out: str | Path | None = None, *, fps: int = DEFAULT_FPS,
-               seed: int = 0, max_frames: int | None = None) -> Replay:
-    """The replay of a run's best policy; ``out`` defaults to ``RUN_DIR/replay.mp4``."""
+               seed: int = 0, max_frames: int | None = None, device: str = "auto") -> Replay:
+    """The replay of a run's best policy (computed on torch's ``device``); ``out`` defaults to
+    ``RUN_DIR/replay.mp4``."""
     from reinforce.hub import load_finished_run, torch_policy
+    from reinforce_torch.devices import torch_device
 
     folder = load_finished_run(run_dir)
     out = Path(out) if out is not None else folder.path / "replay.mp4"
     if max_frames is None:
         max_frames = default_max_frames(folder)
-    return record_policy(torch_policy(folder), folder.cfg.env_id, out, fps=fps, seed=seed,
-                         max_frames=max_frames)
+    return record_policy(torch_policy(folder).to(torch_device(device)), folder.cfg.env_id, out,
+                         fps=fps, seed=seed, max_frames=max_frames)

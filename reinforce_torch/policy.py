@@ -44,15 +44,27 @@ class Policy(nn.Module):
         logp = torch.log_softmax(self.forward(obs), dim=-1)
         return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
-    @torch.no_grad()
-    def numpy_probabilities(self, obs: np.ndarray) -> np.ndarray:
-        """Action probabilities ``[n, A]`` for observations ``[n, S]``, numpy in and out."""
-        return self.probabilities(torch.from_numpy(obs)).numpy()
+    @property
+    def device(self) -> torch.device:
+        """Where the network's weights are."""
+        return self.layers[0].weight.device
 
     @torch.no_grad()
+    def host_probabilities(self, obs) -> torch.Tensor:
+        """Action probabilities on the CPU for observations on the host (numpy or a CPU
+        tensor), computed on the policy's device."""
+        if not isinstance(obs, torch.Tensor):
+            obs = torch.tensor(obs, dtype=torch.float32)  # a copy: numpy views may be read-only
+        return self.probabilities(obs.to(self.device, torch.float32)).cpu()
+
+    def numpy_probabilities(self, obs: np.ndarray) -> np.ndarray:
+        """Action probabilities ``[n, A]`` for observations ``[n, S]``, numpy in and out."""
+        return self.host_probabilities(obs).numpy()
+
     def act(self, obs, generator: torch.Generator | None = None) -> int:
-        """Sample one action for one observation (a numpy array or a tensor)."""
-        probs = self.probabilities(torch.tensor(obs, dtype=torch.float32))
+        """Sample one action for one observation (a numpy array or a tensor); ``generator``
+        is a CPU generator (actions are drawn on the host)."""
+        probs = self.host_probabilities(obs)
         return int(torch.multinomial(probs, 1, generator=generator).item())
 
     # --- persistence ---------------------------------------------------------------------

@@ -22,7 +22,9 @@ import torch
 from reinforce import envs, returns
 from reinforce.config import SEGMENT_BLOCK, TrainConfig
 from reinforce.envs.batched import BatchedEnv
+from reinforce.host import host
 from reinforce.runs import METRIC_NAMES
+from reinforce_torch.devices import torch_device
 from reinforce_torch.policy import Policy
 
 
@@ -55,9 +57,8 @@ def _play_step(env: BatchedEnv, policy: Policy, generator: torch.Generator, obs:
     for slots whose episode is over). ``t`` is each slot's step in its episode; an episode ends
     when it terminates, truncates or reaches ``horizon`` steps. Returns the next observations
     and ``done``."""
-    with torch.no_grad():
-        probs = policy.probabilities(torch.from_numpy(obs))
-        actions = torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
+    probs = policy.host_probabilities(obs)  # drawn on the host, whatever the policy's device
+    actions = torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
     next_obs, reward, terminated, truncated = env.step(actions)
     done = alive & (terminated | truncated | (t + 1 >= horizon))
     record["obs"].append(np.where(alive[:, None], obs, 0.0).astype(np.float32))
@@ -114,15 +115,17 @@ def compute_weights(rollout: Rollout, gamma: float, normalize: bool, baseline: s
     """Reward-to-go of every step (less the baseline, normalized if asked), from the shared
     returns layer.
 
-    Time is padded to a power of two so the compiled scan sees a handful of shapes only.
+    Time is padded to a power of two so the compiled scan sees a handful of shapes only. It
+    runs on the CPU device, where the rollout is.
     """
     length = rollout.rewards.shape[0]
     padded = max(16, 1 << (length - 1).bit_length())
-    G = returns.reward_to_go(
-        _pad_time(rollout.rewards, padded), _pad_time(rollout.dones, padded),
-        _pad_time(rollout.valid, padded), gamma, normalize, baseline,
-    )
-    return np.array(G[:length])
+    with host():  # numpy in, numpy out: no round trip through an accelerator
+        G = returns.reward_to_go(
+            _pad_time(rollout.rewards, padded), _pad_time(rollout.dones, padded),
+            _pad_time(rollout.valid, padded), gamma, normalize, baseline,
+        )
+        return np.array(G[:length])
 
 
 def reinforce_loss(
@@ -137,14 +140,17 @@ def reinforce_loss(
 class Trainer:
     """One run (one seed, one learning rate) of the torch backend."""
 
-    def __init__(self, cfg: TrainConfig, seed: int, lr: float | None = None):
+    def __init__(self, cfg: TrainConfig, seed: int, lr: float | None = None,
+                 device: str = "cpu"):
         self.cfg = cfg
         self.seed = seed
         self.lr = cfg.lr if lr is None else float(lr)
+        self.device = torch_device(device)
         self.generator = seed_everything(seed)
         self.env = BatchedEnv(cfg.env_id, cfg.batch_episodes, seed)
         self.horizon = envs.horizon(self.env.params, cfg.max_t)
-        self.policy = Policy(self.env.observation_size, self.env.num_actions, cfg.hidden_sizes)
+        self.policy = Policy(self.env.observation_size, self.env.num_actions,
+                             cfg.hidden_sizes).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda u: cfg.lr_factor(u)
@@ -162,10 +168,9 @@ class Trainer:
         else:
             rollout = played = collect(self.env, self.policy, self.horizon, self.generator)
         weights = compute_weights(rollout, cfg.gamma, cfg.normalize_returns, cfg.baseline)
-        loss = reinforce_loss(
-            self.policy, torch.from_numpy(rollout.obs), torch.from_numpy(rollout.actions),
-            torch.from_numpy(weights), torch.from_numpy(rollout.valid), self.env.n,
-        )
+        obs, actions, weights, valid = (torch.from_numpy(x).to(self.device) for x in (
+            rollout.obs, rollout.actions, weights, rollout.valid))
+        loss = reinforce_loss(self.policy, obs, actions, weights, valid, self.env.n)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -194,11 +199,11 @@ class Trainer:
     def state_arrays(self) -> dict[str, np.ndarray]:
         """Everything the next update depends on: weights, Adam's moments and step counts,
         the action generator's state, the env's key and the update counter."""
-        out = {f"policy/{k}": v.detach().numpy().copy()
+        out = {f"policy/{k}": v.detach().cpu().numpy().copy()
                for k, v in self.policy.state_dict().items()}
         for i, slots in self.optimizer.state_dict()["state"].items():
             for slot, value in slots.items():
-                out[f"adam/{i}/{slot}"] = torch.as_tensor(value).detach().numpy().copy()
+                out[f"adam/{i}/{slot}"] = torch.as_tensor(value).detach().cpu().numpy().copy()
         out["generator"] = self.generator.get_state().numpy().copy()
         out["env_key"] = np.asarray(jax.random.key_data(self.env.key)).copy()
         out["updates_done"] = np.asarray(self.updates_done, np.int64)
@@ -228,7 +233,7 @@ class Trainer:
         weights = {}
         for name, value in self.policy.state_dict().items():
             array = take(arrays, f"policy/{name}", source, tuple(value.shape), np.float32)
-            weights[name] = torch.from_numpy(array.copy())
+            weights[name] = torch.from_numpy(array.copy()).to(self.device)
         self.policy.load_state_dict(weights)
         optimizer = self.optimizer.state_dict()
         if updates:
@@ -241,7 +246,7 @@ class Trainer:
                        for slot in ("exp_avg", "exp_avg_sq")}}
                 for i, name in enumerate(params)
             }
-        self.optimizer.load_state_dict(optimizer)
+        self.optimizer.load_state_dict(optimizer)  # moves the moments to the weights' device
         # The schedule is a function of the update count: set it as LambdaLR.step() would.
         self.scheduler.last_epoch = updates
         for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
@@ -275,8 +280,9 @@ class Trainer:
 
 
 def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress=None,
-               session=None):
-    """Train the runs one after the other; same results layout as ``reinforce_jax``'s.
+               session=None, device: str = "cpu"):
+    """Train the runs one after the other on ``device`` (``reinforce_torch.devices``); same
+    results layout as ``reinforce_jax``'s.
 
     Returns ``(states, metrics, wall, eval_returns)``: torch-layout weights per run, per-run
     dicts of per-update numpy series, per-run per-update wall seconds, ``[runs, n_eval]``.
@@ -322,7 +328,7 @@ def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress
 
     for r in range(first_run, n_runs):
         seed, lr = seeds[r], lrs[r]
-        trainer = Trainer(cfg, seed, lr)
+        trainer = Trainer(cfg, seed, lr, device)
         series: list[dict[str, float]] = []
         times: list[float] = []
         if current is not None and r == first_run:
@@ -355,7 +361,7 @@ def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress
                 if session.due() and len(series) < n_updates:
                     save(r, trainer, series, times)
         run = _series_arrays(series, times)
-        run.update({f"weights/{k}": v.detach().numpy().copy()
+        run.update({f"weights/{k}": v.detach().cpu().numpy().copy()
                     for k, v in trainer.policy.state_dict().items()})
         run["eval_returns"] = np.asarray(trainer.evaluate(cfg.n_evaluation_episodes,
                                                           seed + 10_000))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from run_folders import error_line
 
 from reinforce.cli import main
@@ -37,6 +38,15 @@ def test_train_writes_run_folder_and_evaluate_reads_it(tmp_path, backend, capsys
         assert "over 3 episodes" in capsys.readouterr().out
 
 
+def test_torch_trains_and_evaluates_on_the_device_asked_for(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--backend", "torch", "--device", "cpu", "--out", str(out), *SMALL]
+    assert main(argv) == 0
+    assert "with torch on cpu (" in capsys.readouterr().err
+    assert main(["evaluate", str(out), "--episodes", "3", "--device", "cpu"]) == 0
+    assert "over 3 episodes" in capsys.readouterr().out
+
+
 def test_several_seeds_and_lrs_give_one_entry_each_and_a_best(tmp_path):
     out = tmp_path / "sweep"
     argv = ["train", "--seeds", "2", "--lr", "0.01,0.03", "--out", str(out), *SMALL]
@@ -47,6 +57,9 @@ def test_several_seeds_and_lrs_give_one_entry_each_and_a_best(tmp_path):
     assert sum(r["best"] for r in data["runs"]) == 1
     assert len(list((out / "weights").glob("run-*.safetensors"))) == 4
 
+
+#: The rows that ask for CUDA where there is none (all of CI).
+NEEDS_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
 BAD = [
     (["train", "--env", "NoSuchEnv-v0"], "unknown env"),
@@ -155,6 +168,16 @@ BAD_MORE = [
     (["evaluate", "{file}"], "no run folder"),
     (["evaluate", "{empty}"], "missing file"),
     (["evaluate", "{run}"], "has not finished training"),
+    # devices
+    (["train", "--device", "gpu"], "argument --device: invalid choice: 'gpu'"),
+    (["evaluate", "{run}", "--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+    (["record", "{run}", "--device", "mps"], "argument --device: invalid choice: 'mps'"),
+    pytest.param(["train", "--backend", "torch", "--device", "cuda"],
+                 "--device cuda: torch sees no CUDA device", marks=NEEDS_NO_CUDA),
+    pytest.param(["train", "--resume", "{run}", "--device", "cuda"],
+                 "--device cuda: torch sees no CUDA device", marks=NEEDS_NO_CUDA),
+    pytest.param(["train", "--device", "cuda"], "--device cuda: JAX sees no such device",
+                 marks=NEEDS_NO_CUDA),
 ]
 
 
@@ -186,8 +209,13 @@ def _fill(argv: list[str], existing: dict[str, Path]) -> list[str]:
     return [a.format(**{k: str(v) for k, v in existing.items()}) for a in argv]
 
 
+def _row_id(row) -> str:
+    argv = row.values[0] if hasattr(row, "values") else row[0]
+    return " ".join(argv)
+
+
 @pytest.mark.parametrize(("argv", "message"), BAD + BAD_MORE,
-                         ids=[" ".join(a) for a, _ in BAD + BAD_MORE])
+                         ids=[_row_id(row) for row in BAD + BAD_MORE])
 def test_bad_input_table(tmp_path, existing, capsys, argv, message):
     if "{readonly}" in " ".join(argv) and os.access(existing["readonly"], os.W_OK):
         pytest.skip("running as root: a read-only folder is still writable")

@@ -1,7 +1,9 @@
 """A batch of functional envs driven from the host: numpy in, numpy out.
 
 This is how code outside JAX (the torch trainer, any policy in `reinforce.evaluate`) uses the
-one definition of the dynamics: one compiled call per step for the whole batch.
+one definition of the dynamics: one compiled call per step for the whole batch. The calls run
+on the CPU device whatever JAX's default device is (``reinforce.host``): the batch's key and
+state are committed there, so every step stays on the host.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import jax
 import numpy as np
 
 from reinforce import envs
+from reinforce.host import host, on_host
 
 
 @partial(jax.jit, static_argnums=(0, 2))
@@ -45,8 +48,18 @@ class BatchedEnv:
     def __init__(self, env_id: str, n: int, seed: int):
         self.env, self.params = envs.make(env_id)
         self.n = int(n)
-        self.key = jax.random.key(seed)
+        with host():
+            self.key = jax.random.key(seed)
         self.state = None
+
+    @property
+    def key(self) -> jax.Array:
+        """The batch's RNG key (on the CPU device; a key set here is moved there)."""
+        return self._key
+
+    @key.setter
+    def key(self, key: jax.Array) -> None:
+        self._key = on_host(key)
 
     @property
     def observation_size(self) -> int:
@@ -57,21 +70,21 @@ class BatchedEnv:
         return self.env.num_actions
 
     def reset(self) -> np.ndarray:
-        self.key, obs, self.state = _reset(self.env, self.key, self.n, self.params)
+        self._key, obs, self.state = _reset(self.env, self._key, self.n, self.params)
         return np.array(obs)
 
     def renew(self, obs: np.ndarray, alive: np.ndarray) -> np.ndarray:
         """Start a new episode in every slot where ``alive`` is False (the others go on);
         returns the observations, ``obs`` where alive."""
-        self.key, obs, self.state = _renew(self.env, self.key, self.state,
+        self._key, obs, self.state = _renew(self.env, self._key, self.state,
                                            np.asarray(obs, np.float32), np.asarray(alive, bool),
                                            self.params)
         return np.array(obs)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """obs ``[n, S]`` float32, reward ``[n]``, terminated ``[n]``, truncated ``[n]``."""
-        self.key, obs, self.state, reward, terminated, truncated = _step(
-            self.env, self.key, self.state, np.asarray(actions, np.int32), self.params
+        self._key, obs, self.state, reward, terminated, truncated = _step(
+            self.env, self._key, self.state, np.asarray(actions, np.int32), self.params
         )
         return (np.array(obs), np.asarray(reward, np.float32), np.asarray(terminated),
                 np.asarray(truncated))
