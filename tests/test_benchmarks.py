@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -218,3 +219,37 @@ def test_readme_table_matches_the_results_file_it_cites():
     for name in cited:
         results = json.loads((REPO / "benchmarks" / "results" / name).read_text())
         assert report.markdown_table(*report.readme_rows(results)) in readme, name
+
+
+# --- the device check ---------------------------------------------------------------------
+
+
+def test_device_check_dry_run_times_the_returns_on_the_cpu(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.device_check", "--device", "cpu",
+                           "--parts", "returns", "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (path,) = tmp_path.glob("*-device-check-cpu.json")
+    data = json.loads(path.read_text())
+    measured = data["parts"]["returns"]["measured"]
+    assert measured["platform"] == "cpu"
+    impls = {(r["T"], r["B"], r["impl"]) for r in measured["rows"]}
+    assert {(500, 32, "scan"), (500, 32, "associative"), (10000, 64, "platform")} <= impls
+    assert all(r["max_rel_error"] < 1e-4 and r["median_ms"] > 0 for r in measured["rows"])
+    assert "| 500 x 32 | associative |" in path.with_suffix(".md").read_text()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--parts", "tests,nope"], "--parts: unknown part(s) nope"),
+    (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
+    (["--device", "gpu"], "--device gpu: JAX sees no GPU on this machine"),
+])
+def test_device_check_bad_options_one_line_exit_2(argv, message, tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.device_check", *argv, "--out-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          cwd=REPO, env=env)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("benchmarks.device_check: error: ") and message in line, line
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,346 @@
+"""``python -m benchmarks.device_check``: everything that needs checking on an accelerator, in one
+command of a few minutes.
+
+On a GPU (``--device gpu``, the default) it
+
+1. runs the parity, returns, precision and trace tests there (JAX's default device is the GPU;
+   torch's parity tests stay on the CPU, as everywhere);
+2. times the returns implementations (sequential scan, parallel scan, the platform's choice,
+   and a numpy loop on the host) at ``[T, B]`` = ``[500, 32]``, ``[500, 4096]``,
+   ``[10000, 64]`` and ``[10000, 4096]``, with their error against a float64 oracle;
+3. runs ``benchmarks.compare --device gpu`` on CartPole-v1 (a short notebook loop, the torch
+   backend on CUDA, JAX with one seed and with 32 seeds) and again with 2048 seeds, and a
+   short Pixelcopter run (compile time and speed);
+4. measures the gymnasium views' and the host batch's env steps per second;
+
+and writes ``<out-dir>/<date>-<host>-device-check-<device>.json`` and ``.md``. ``--device cpu``
+runs the same on the CPU with smaller sizes: a dry run of the script. Every part runs in a
+process of its own with a time limit; a part that fails is recorded, and the others go on.
+
+The accelerator machine needs the project's dependencies importable (gymnasium included);
+run from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, machine_info, output_stem
+
+PROG = "benchmarks.device_check"
+SCHEMA = "reinforce-device-check/1"
+
+#: The test files that must pass on every device.
+TESTS = ("tests/test_parity.py", "tests/test_returns.py", "tests/reinforce_jax/test_precision.py",
+         "tests/envs/test_cartpole_traces.py", "tests/envs/test_pixelcopter_traces.py")
+
+#: ``[T, B]`` sizes of the returns timing, per device.
+RETURNS_SIZES = {"gpu": ((500, 32), (500, 4096), (10000, 64), (10000, 4096)),
+                 "cpu": ((500, 32), (10000, 64))}
+
+#: The benchmark runs: (name, arguments of ``benchmarks.compare``), per device.
+COMPARE_RUNS = {
+    "gpu": (
+        ("cartpole", ["--variants", "notebook,torch,jax,jax-seeds", "--seeds",
+                      "notebook=1,torch=1,jax-seeds=32", "--budget", "notebook=100"]),
+        ("cartpole-2048", ["--variants", "jax-seeds", "--seeds", "2048"]),
+        ("pixelcopter", ["--env", "Pixelcopter-PLE-v0", "--variants", "jax-seeds", "--seeds",
+                         "4", "--budget", "3200", "--eval-episodes", "20"]),
+    ),
+    "cpu": (
+        ("cartpole", ["--variants", "notebook,torch,jax,jax-seeds", "--quick"]),
+        ("pixelcopter", ["--env", "Pixelcopter-PLE-v0", "--variants", "jax-seeds", "--seeds",
+                         "2", "--budget", "64", "--eval-episodes", "4"]),
+    ),
+}
+
+#: Seconds each part may take before it is stopped.
+LIMITS = {"tests": 150, "returns": 60, "compare": 180, "views": 60}
+
+
+class UsageError(Exception):
+    """A bad option: one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
+                   help="gpu (default): the checks on the accelerator; cpu: a dry run")
+    p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT,
+                   help="where the .json and .md go (default benchmarks/results/)")
+    p.add_argument("--parts", default="tests,returns,compare,views",
+                   help="comma-separated subset of tests,returns,compare,views")
+    return p
+
+
+def child_env(device: str) -> dict[str, str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    if device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    else:
+        env.pop("JAX_PLATFORMS", None)
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    return env
+
+
+def run_child(args: list[str], device: str, limit: float) -> dict[str, Any]:
+    """Run ``python ARGS`` in the repository root; its exit code, output tail and seconds."""
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=child_env(device),
+                              capture_output=True, text=True, timeout=limit)
+        code, out = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        code = None
+        out = ((exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes)
+               else exc.stdout or "") + f"\nstopped after {limit:g} s"
+    return {"exit_code": code, "seconds": round(time.perf_counter() - start, 2),
+            "output_tail": out[-3000:]}
+
+
+def part_tests(device: str) -> dict[str, Any]:
+    result = run_child(["-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS], device,
+                       LIMITS["tests"])
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)",
+                                               result["output_tail"])}
+    return {**result, "counts": counts, "files": list(TESTS)}
+
+
+#: The returns timing, run in a child process (JAX on the device under test).
+RETURNS_SCRIPT = r"""
+import json, sys, time
+import jax, jax.numpy as jnp, numpy as np
+from reinforce import returns
+
+def host_loop(r, d, gamma, dtype):
+    out = np.empty(r.shape, dtype); g = np.zeros(r.shape[1], dtype)
+    cont = (1.0 - d.astype(dtype)) * gamma
+    for t in range(r.shape[0] - 1, -1, -1):
+        g = r[t].astype(dtype) + cont[t] * g; out[t] = g
+    return out
+
+impls = {"scan": jax.jit(returns.discounted_returns_scan),
+         "associative": jax.jit(returns.discounted_returns_associative),
+         "platform": returns.discounted_returns}
+rows = []
+for T, B in json.loads(sys.argv[1]):
+    rng = np.random.default_rng(0)
+    r = rng.normal(size=(T, B)).astype(np.float32)
+    d = rng.random((T, B)) < 0.01
+    oracle = host_loop(r, d, 0.99, np.float64)
+    rd, dd = jnp.asarray(r), jnp.asarray(d)
+    for name, f in impls.items():
+        out = f(rd, dd, 0.99); out.block_until_ready()
+        times = []
+        for _ in range(9):
+            t = time.perf_counter(); f(rd, dd, 0.99).block_until_ready()
+            times.append(time.perf_counter() - t)
+        err = float(np.abs(np.asarray(out) - oracle).max() / max(1.0, np.abs(oracle).max()))
+        rows.append({"T": T, "B": B, "impl": name, "median_ms": 1e3 * float(np.median(times)),
+                     "max_rel_error": err})
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        out = host_loop(r, d, 0.99, np.float32)
+        times.append(time.perf_counter() - t)
+    err = float(np.abs(out - oracle).max() / max(1.0, np.abs(oracle).max()))
+    rows.append({"T": T, "B": B, "impl": "numpy loop (host)",
+                 "median_ms": 1e3 * float(np.median(times)), "max_rel_error": err})
+print("RESULT " + json.dumps({"platform": jax.default_backend(), "rows": rows}))
+"""
+
+
+def _result_line(output: str) -> Any:
+    lines = [line for line in output.splitlines() if line.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT "):]) if lines else None
+
+
+def part_returns(device: str) -> dict[str, Any]:
+    sizes = json.dumps(RETURNS_SIZES[device])
+    result = run_child(["-c", RETURNS_SCRIPT, sizes], device, LIMITS["returns"])
+    return {**result, "measured": _result_line(result["output_tail"])}
+
+
+def part_compare(device: str, workdir: Path) -> dict[str, Any]:
+    runs = {}
+    for name, extra in COMPARE_RUNS[device]:
+        out_dir = workdir / name
+        result = run_child(["-m", "benchmarks.compare", "--device", device, "--out-dir",
+                            str(out_dir), *extra], device, LIMITS["compare"])
+        files = sorted(out_dir.glob("*.json"))
+        if files:
+            data = json.loads(files[-1].read_text())
+            result["variants"] = {
+                v: {k: data["variants"][v].get(k) for k in (
+                    "device", "n_seeds", "wall_s", "compile_s", "steps_per_s",
+                    "steps_per_s_excl_compile", "steps_per_s_second_half", "certified",
+                    "score_median", "gpu_peak_mib")}
+                for v in data["variants"]}
+            result["command"] = data["command"]
+        runs[name] = result
+    codes = [r["exit_code"] for r in runs.values()]
+    return {"runs": runs, "exit_code": next((c for c in codes if c != 0), 0)}
+
+
+VIEWS_SCRIPT = r"""
+import json, time
+import gymnasium, numpy as np
+import reinforce
+from reinforce.envs.batched import BatchedEnv
+
+def single(env_id, seconds=2.0):
+    env = gymnasium.make(env_id)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0); n = 0; t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        _, _, term, trunc, _ = env.step(int(rng.integers(2))); n += 1
+        if term or trunc:
+            env.reset()
+    return n / (time.perf_counter() - t0)
+
+def batch(env_id, n_envs, seconds=2.0):
+    env = BatchedEnv(env_id, n_envs, 0); env.reset(); rng = np.random.default_rng(0)
+    env.step(rng.integers(0, 2, n_envs)); n = 0; t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        env.step(rng.integers(0, 2, n_envs)); n += n_envs
+    return n / (time.perf_counter() - t0)
+
+rows = []
+for env_id in ("CartPole-v1", "reinforce/CartPole-v1", "Pixelcopter-PLE-v0"):
+    rows.append({"what": f"gymnasium.make({env_id!r}), one step at a time",
+                 "steps_per_s": single(env_id)})
+for env_id in ("CartPole-v1", "Pixelcopter-PLE-v0"):
+    for n in (1, 64):
+        rows.append({"what": f"BatchedEnv({env_id!r}, {n})", "steps_per_s": batch(env_id, n)})
+print("RESULT " + json.dumps(rows))
+"""
+
+
+def part_views(device: str) -> dict[str, Any]:
+    result = run_child(["-c", VIEWS_SCRIPT], device, LIMITS["views"])
+    return {**result, "measured": _result_line(result["output_tail"])}
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [f"# Device check ({results['device']}), {results['created']}", "",
+             f"`{results['command']}` on {results['machine'].get('cpu_model')}"
+             f" ({results['machine'].get('cpu_count')} cores); accelerator: "
+             f"{results.get('accelerator') or 'none'}.", ""]
+    parts = results["parts"]
+    if "tests" in parts:
+        t = parts["tests"]
+        lines += ["## Tests", "", f"{', '.join(t['files'])}: {t['counts'] or 'no summary'} "
+                  f"(exit code {t['exit_code']}, {t['seconds']} s)", ""]
+    if "returns" in parts and parts["returns"].get("measured"):
+        m = parts["returns"]["measured"]
+        lines += [f"## Returns ({m['platform']}), median of 9 calls", "",
+                  "| T x B | implementation | ms | max relative error vs float64 |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {r['T']} x {r['B']} | {r['impl']} | {r['median_ms']:.3f} | "
+                  f"{r['max_rel_error']:.1e} |" for r in m["rows"]]
+        lines.append("")
+    if "compare" in parts:
+        lines += ["## Training (benchmarks.compare)", "",
+                  "| run | variant | device | seeds | wall s | compile s | steps/s | "
+                  "steps/s 2nd half | certified |", "| --- | --- | --- | --- | --- | --- | --- "
+                  "| --- | --- |"]
+        for run, r in parts["compare"]["runs"].items():
+            for name, v in (r.get("variants") or {}).items():
+                lines.append(f"| {run} | {name} | {v['device']} | {v['n_seeds']} | "
+                             f"{v['wall_s']:.2f} | {v['compile_s']:.2f} | "
+                             f"{v['steps_per_s'] or 0:,.0f} | "
+                             f"{v['steps_per_s_second_half'] or 0:,.0f} | "
+                             f"{v['certified']}/{v['n_seeds']} |")
+            if not r.get("variants"):
+                lines.append(f"| {run} | failed (exit code {r['exit_code']}) | | | | | | | |")
+        lines.append("")
+    if "views" in parts and parts["views"].get("measured"):
+        lines += ["## Env steps per second", "", "| what | steps/s |", "| --- | --- |"]
+        lines += [f"| {r['what']} | {r['steps_per_s']:,.0f} |"
+                  for r in parts["views"]["measured"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def accelerator(device: str) -> str | None:
+    if device != "gpu":
+        return None
+    probe = run_child(["-c", "import jax; print('RESULT ' + repr(str(jax.devices()[0].device_kind)"
+                             "))"], device, 60)
+    found = [line for line in probe["output_tail"].splitlines() if line.startswith("RESULT ")]
+    return found[-1][len("RESULT "):].strip("'\"") if found else None
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - {"tests", "returns", "compare", "views"})
+    if unknown or not parts:
+        raise UsageError(f"--parts: unknown part(s) {', '.join(unknown) or '(none)'}; choose "
+                         "from tests, returns, compare, views")
+    found = accelerator(args.device)
+    if args.device == "gpu" and (found is None or "cpu" in found.lower()):
+        raise UsageError("--device gpu: JAX sees no GPU on this machine; use --device cpu for "
+                         "a dry run")
+    created = datetime.datetime.now().astimezone()
+    results: dict[str, Any] = {
+        "schema": SCHEMA, "created": created.isoformat(timespec="seconds"),
+        "command": f"python -m {PROG} " + " ".join(argv), "device": args.device,
+        "accelerator": found, "machine": machine_info(), "parts": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="reinforce-device-check-") as tmp:
+        for part in parts:
+            print(f"[{part}] ...", file=sys.stderr, flush=True)
+            start = time.perf_counter()
+            if part == "tests":
+                results["parts"][part] = part_tests(args.device)
+            elif part == "returns":
+                results["parts"][part] = part_returns(args.device)
+            elif part == "compare":
+                results["parts"][part] = part_compare(args.device, Path(tmp))
+            else:
+                results["parts"][part] = part_views(args.device)
+            print(f"[{part}] {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = output_stem(args.out_dir, "CartPole-v1", False, created)
+    stem = stem.with_name(f"{stem.name}-device-check-{args.device}")
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+    print(f"wrote {stem.with_suffix('.json')} and .md", file=sys.stderr)
+    failed = [p for p, r in results["parts"].items()
+              if isinstance(r, dict) and r.get("exit_code", 0) != 0]
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(build_parser().parse_args(argv), argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
