@@ -26,8 +26,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from reinforce.cli import OneLineParser, UsageError, positive_int
+from reinforce.app.cli import OneLineParser, UsageError, positive_int
+from reinforce.app.runs import RunFolder
+from reinforce.checkpoint import CheckpointError
 from reinforce.envs import pixelcopter as pc
+from reinforce_jax.policy import from_export, make_policy
 
 #: Margins (px to the observed column's ceiling or floor) whose frame shares are reported.
 MARGINS = (3.0, 5.0, 7.0)
@@ -166,11 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         return fail(str(exc))
 
-    from reinforce.checkpoint import CheckpointError
-    from reinforce.runs import RunFolder
-    from reinforce_jax.export import from_torch_state
-    from reinforce_jax.policy import make_policy
-
     try:
         folder = RunFolder.load(args.run_dir)
         if folder.cfg.env_id != pc.Pixelcopter.id:
@@ -182,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     max_t = args.max_t or folder.cfg.max_t
     policy = make_policy(folder.cfg.hidden_sizes, folder.num_actions)
     for i, (spec, state) in enumerate(zip(folder.runs, states, strict=True)):
-        params = from_torch_state(state)
+        params = from_export(state)
 
         def act(obs, key, params=params):
             return jax.random.categorical(key, policy.apply(params, obs))

@@ -20,6 +20,7 @@ import torch
 
 import reinforce  # noqa: F401  (registers our env ids with gymnasium)
 from reinforce.config import TrainConfig
+from reinforce.evaluation import play_episodes
 from reinforce_torch.policy import Policy
 
 #: The normalization's epsilon (float32 machine epsilon), as in the course.
@@ -111,7 +112,5 @@ def train(
 
 def evaluate(result: LoopResult, cfg: TrainConfig, n_episodes: int, seed: int) -> np.ndarray:
     """Returns of ``n_episodes`` episodes of the trained stochastic policy (shared evaluator)."""
-    from reinforce.evaluate import play_episodes
-
     policy = result.policy.to("cpu")
     return play_episodes(cfg.env_id, policy.numpy_probabilities, n_episodes, cfg.max_t, seed)

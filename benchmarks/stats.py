@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from reinforce.evaluate import summarize as summarize_returns
+from reinforce.evaluation import summarize as summarize_returns
 
 #: Training episodes in the rolling window of the training-curve threshold test.
 WINDOW_EPISODES = 100

@@ -1,11 +1,13 @@
 """What each variant trains and how its worker process measures it.
 
 A worker trains one variant (all of its seeds) in a process of its own, so that its peak memory
-and its compilation are its own. It calls the project's public entry points only:
-``reinforce_torch.trainer.train_many``, ``reinforce_jax.trainer.train_many`` (after
+and its compilation are its own. It calls the project's public entry points only: a backend's
+``train_many`` through the contract (``reinforce.app.backends``; JAX after
 ``use_host_cores()``, as the CLI does) and the notebook-style loop of
 :mod:`benchmarks.notebook_loop`; compilation is timed from JAX's monitoring events
-(:class:`CompileClock`), so nothing of the trainers is reproduced here.
+(:class:`CompileClock`), so nothing of the trainers is reproduced here. torch and the backends
+are imported by the variants that use them only, so that their memory counts in those
+variants' peaks alone.
 """
 
 from __future__ import annotations
@@ -16,8 +18,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import jax
+import jax.monitoring
+
+from reinforce.app import backends
+from reinforce.backend import evaluation_seed
 from reinforce.config import CERTIFICATION, TrainConfig, preset
 from reinforce.envs import ENV_IDS
+from reinforce_jax.devices import use_compile_cache, use_host_cores
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ def run_notebook(cfg: TrainConfig, seeds: list[int], device: str, gym_native: bo
         start = time.perf_counter()
         result = notebook_loop.train(cfg, seed, device, progress, native_gym=gym_native)
         eval_returns = notebook_loop.evaluate(result, cfg, cfg.n_evaluation_episodes,
-                                              seed + 10_000)
+                                              evaluation_seed(seed))
         finished = time.perf_counter() - start
         runs.append({
             "seed": seed, "clock": i, "episodic_return": result.episodic_return,
@@ -119,49 +127,27 @@ def run_notebook(cfg: TrainConfig, seeds: list[int], device: str, gym_native: bo
     return {"runs": runs, "device": str(torch.device(device))}
 
 
-def run_torch(cfg: TrainConfig, seeds: list[int], device: str, name: str) -> dict[str, Any]:
-    import torch
-
-    from reinforce_torch.devices import torch_device
-    from reinforce_torch.trainer import train_many
-
-    torch.set_num_threads(1)  # as the CLI does for the torch backend
+def run_backend(backend_name: str, cfg: TrainConfig, seeds: list[int], device: str,
+                name: str) -> dict[str, Any]:
+    """Train a variant's seeds with a backend's ``train_many``: in one call when the backend
+    trains runs side by side (one clock), one call per seed when it trains them one after the
+    other (so that each run's wall clock starts at 0; the numbers are those of one call)."""
+    backend = backends.get(backend_name)
+    groups = [[s] for s in seeds] if backend.runs_in_sequence else [list(seeds)]
     runs = []
-    for i, seed in enumerate(seeds):
-        # One call per seed: the same as one call with every seed (runs are trained one after
-        # the other either way), but each run's wall clock then starts at 0.
+    for clock, group in enumerate(groups):
         start = time.perf_counter()
-        _, metrics, wall, eval_returns = train_many(cfg, [seed], [cfg.lr], device=device)
+        result = backend.train_many(cfg, group, [cfg.lr] * len(group), device=device)
         finished = time.perf_counter() - start
-        m = metrics[0]
-        runs.append({
-            "seed": seed, "clock": i, "episodic_return": m["episodic_return"].tolist(),
-            "env_steps": m["env_steps"].tolist(), "padded_steps": m["padded_steps"].tolist(),
-            "wall": wall[0].tolist(), "finished_s": finished,
-            "eval_returns": eval_returns[0].tolist(), "clock_start": start,
-        })
-        _log(name, f"seed {seed}: {finished:.1f} s")
-    return {"runs": runs, "device": str(torch_device(device))}
-
-
-def run_jax(cfg: TrainConfig, seeds: list[int], name: str) -> dict[str, Any]:
-    import jax
-
-    from reinforce_jax.trainer import train_many
-
-    start = time.perf_counter()
-    result = train_many(cfg, seeds, [cfg.lr] * len(seeds))
-    finished = time.perf_counter() - start
-    _log(name, f"{len(seeds)} seed(s): {finished:.1f} s")
-    m = result.metrics
-    wall = [float(w) for w in result.wall]
-    runs = [{
-        "seed": seed, "clock": 0, "episodic_return": m.episodic_return[i].tolist(),
-        "env_steps": m.env_steps[i].tolist(), "padded_steps": m.padded_steps[i].tolist(),
-        "wall": wall, "finished_s": finished, "eval_returns": result.eval_returns[i].tolist(),
-        "clock_start": start,
-    } for i, seed in enumerate(seeds)]
-    return {"runs": runs, "device": str(jax.devices()[0].platform),
+        _log(name, f"seed(s) {', '.join(map(str, group))}: {finished:.1f} s")
+        m = result.metrics
+        runs += [{
+            "seed": seed, "clock": clock, "episodic_return": m.episodic_return[i].tolist(),
+            "env_steps": m.env_steps[i].tolist(), "padded_steps": m.padded_steps[i].tolist(),
+            "wall": result.wall[i].tolist(), "finished_s": finished,
+            "eval_returns": result.eval_returns[i].tolist(), "clock_start": start,
+        } for i, seed in enumerate(group)]
+    return {"runs": runs, "device": backend.describe_devices(device, len(groups[0])),
             "jax_devices": [str(d) for d in jax.devices()]}
 
 
@@ -179,8 +165,6 @@ class CompileClock:
               "/jax/core/compile/backend_compile_duration")
 
     def __init__(self) -> None:
-        import jax.monitoring
-
         self.intervals: list[tuple[float, float]] = []
         jax.monitoring.register_event_duration_secs_listener(self._record)
 
@@ -200,21 +184,22 @@ class CompileClock:
         return total
 
 
-def gpu_peak_mib(backend: str, device: str) -> float | None:
-    """Peak accelerator memory of the worker, MiB, where the framework reports it."""
-    if device in ("cpu", "") or not device:
-        return None
-    if backend == "jax":
-        import jax
+def _device(device: str) -> str:
+    """The backends' ``--device`` value in a ``cpu`` or ``gpu`` benchmark."""
+    return "cpu" if device == "cpu" else "cuda"
 
-        stats = jax.devices()[0].memory_stats() or {}
-        peak = stats.get("peak_bytes_in_use")
-        return None if peak is None else peak / 2**20
-    import torch
 
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return None
+def gpu_peak_mib() -> float | None:
+    """Peak accelerator memory of the worker, MiB: JAX's and torch's (if it was imported), where
+    they report it."""
+    peaks = []
+    if jax.default_backend() != "cpu":
+        peak = (jax.devices()[0].memory_stats() or {}).get("peak_bytes_in_use")
+        peaks += [] if peak is None else [peak]
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        peaks.append(torch.cuda.max_memory_allocated())
+    return sum(peaks) / 2**20 if peaks else None
 
 
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
@@ -223,25 +208,20 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     variant = VARIANTS[spec["variant"]]
     cfg = TrainConfig.from_dict(spec["config"])
     seeds = [int(s) for s in spec["seeds"]]
-    if variant.backend == "jax":
-        # As the CLI does before JAX starts: on a CPU, every core is a device (runs spread
-        # over them); nothing changes on a GPU.
-        from reinforce_jax import trainer as jax_trainer
-
-        if spec["device"] == "cpu":
-            jax_trainer.use_host_cores()
-        jax_trainer.use_compile_cache()  # the folder the harness gives (as the CLI does)
+    # As the CLI does before JAX starts: on a CPU, every core is a device (runs spread over
+    # them); nothing changes on a GPU.
+    if spec["device"] == "cpu":
+        use_host_cores()
+    use_compile_cache()  # the folder the harness gives (as the CLI does)
     from benchmarks import stats
 
     clock = CompileClock()
     start = time.perf_counter()
     if variant.name.startswith("notebook"):
-        raw = run_notebook(cfg, seeds, "cuda" if spec["device"] == "gpu" else "cpu",
+        raw = run_notebook(cfg, seeds, _device(spec["device"]),
                            variant.name == "notebook-gym", variant.name)
-    elif variant.backend == "torch":
-        raw = run_torch(cfg, seeds, "cuda" if spec["device"] == "gpu" else "cpu", variant.name)
     else:
-        raw = run_jax(cfg, seeds, variant.name)
+        raw = run_backend(variant.backend, cfg, seeds, _device(spec["device"]), variant.name)
     end = time.perf_counter()
     peak = peak_rss_mib()
 
@@ -267,7 +247,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
         "wall_s": end - start,
         "compile_s": clock.seconds(start, end),
         "peak_rss_mib": peak,
-        "gpu_peak_mib": gpu_peak_mib(variant.backend, raw["device"]),
+        "gpu_peak_mib": gpu_peak_mib(),
         **summary,
     }
     out["eval_s"] = max(0.0, out["wall_s"] - summary["train_s"])

@@ -1,5 +1,5 @@
 import sys
 
-from reinforce.cli import main
+from reinforce.app.cli import main
 
 sys.exit(main())

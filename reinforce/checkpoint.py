@@ -1,7 +1,8 @@
 """Reading and writing weights and run folders: safetensors and JSON only, never pickle.
 
-Weights are always stored in the torch layout (see ``reinforce_jax.export``) whichever
-backend trained them, so any run folder can be evaluated, recorded or pushed by either backend.
+Weights are always stored in the export format (:func:`expected_shapes`: the torch layout)
+whichever backend trained them, so any run folder can be evaluated, recorded or pushed by either
+backend.
 Files are written atomically (a temporary file in the same folder, then a rename).
 """
 
@@ -119,7 +120,7 @@ def read_json(path: Path) -> Any:
 CHECKPOINT_DIR = "checkpoint"
 STATE_NAME = "state.safetensors"
 PROGRESS_NAME = "progress.json"
-CHECKPOINT_FORMAT = "reinforce-checkpoint/1"
+CHECKPOINT_FORMAT = "reinforce-checkpoint/2"
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,10 @@ def load_checkpoint(directory: Path) -> TrainingCheckpoint:
     if not isinstance(read_json(directory / PROGRESS_NAME), dict):
         raise CheckpointError(f"corrupt progress file {directory / PROGRESS_NAME}")
     arrays, metadata = load_arrays(state_file)
+    if metadata.get("format") == "reinforce-checkpoint/1":
+        raise CheckpointError(f"{state_file} was written by an earlier version of reinforce, "
+                              "whose checkpoint layout this version does not read; finish the "
+                              "run with that version, or train it again")
     if metadata.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{state_file} is not a reinforce training checkpoint "
                               f"(format {metadata.get('format')!r})")
@@ -184,6 +189,8 @@ def take(arrays: dict[str, np.ndarray], name: str, source: Path | str, shape: tu
 
 
 def expected_shapes(observation_size: int, num_actions: int, hidden_sizes) -> dict[str, tuple]:
+    """The export format: ``layers.{i}.weight`` ``[out, in]`` and ``layers.{i}.bias`` ``[out]``
+    for each layer of the MLP, float32."""
     widths = (observation_size, *hidden_sizes, num_actions)
     shapes: dict[str, tuple] = {}
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
@@ -204,32 +211,3 @@ def check_architecture(state: dict[str, np.ndarray], observation_size: int, num_
     for name, value in state.items():
         if not np.all(np.isfinite(value)):
             raise CheckpointError(f"weights in {source} hold non-finite values ({name})")
-
-
-def torch_policy_from_state(state: dict[str, np.ndarray], observation_size: int,
-                            num_actions: int, hidden_sizes) -> Any:
-    """A ``reinforce_torch`` ``Policy`` (in eval mode) holding ``state``, weights in the torch
-    layout that every run folder stores, whichever backend trained it."""
-    import torch
-
-    from reinforce_torch.policy import Policy
-
-    policy = Policy(observation_size, num_actions, hidden_sizes)
-    policy.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
-    return policy.eval()
-
-
-def load_policy_folder(path: Path):
-    """A torch ``Policy`` from a folder with ``config.json`` and ``model.safetensors``."""
-    from reinforce_torch.policy import CONFIG_NAME, WEIGHTS_NAME
-
-    path = Path(path)
-    config = read_json(path / CONFIG_NAME)
-    try:
-        arch = (int(config["observation_size"]), int(config["num_actions"]),
-                tuple(int(h) for h in config["hidden_sizes"]))
-    except (KeyError, TypeError, ValueError):
-        raise CheckpointError(f"{path / CONFIG_NAME} does not describe a policy") from None
-    state = load_weights(path / WEIGHTS_NAME)
-    check_architecture(state, *arch, source=path / WEIGHTS_NAME)
-    return torch_policy_from_state(state, *arch)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,22 +44,61 @@ class ConfigError(ValueError):
     """A hyper-parameter or option that cannot be used; the message says which and why."""
 
 
-def _doc(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+# --- how a setting is written on the command line ------------------------------------------
+# The CLI makes one option per field of TrainConfig (``reinforce.app.cli``): its flag, its help
+# (the field's text) and how its value is read come from the field's metadata.
+
+
+def float_text(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def float_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}"
+                                         ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}"
+                                         ) from None
+
+
+def _doc(text: str, *, flag: str | None = None, parse: Callable[[str], Any] | None = None,
+         metavar: str | None = None, **kwargs: Any) -> Any:
+    """A field with its help text and, for the command line, its ``flag`` (default
+    ``--field-name``), how its text is read (``parse``; default by the field's type) and its
+    ``metavar``."""
+    return field(metadata={"help": text, "flag": flag, "parse": parse, "metavar": metavar},
+                 **kwargs)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a REINFORCE training run (one seed, one learning rate)."""
 
-    env_id: str = _doc("gymnasium id of the environment", default="CartPole-v1")
+    env_id: str = _doc(f"environment: {', '.join(ENV_IDS)}", flag="--env",
+                       default="CartPole-v1")
     hidden_sizes: tuple[int, ...] = _doc(
-        "hidden layer widths of the policy MLP (ReLU between layers, softmax at the end)",
-        default=(16,),
+        "hidden layer widths of the policy MLP (ReLU between layers, softmax at the end), "
+        "e.g. 16 or 64,128", flag="--hidden", parse=int_list, default=(16,),
     )
-    lr: float = _doc("Adam learning rate", default=1e-2)
-    gamma: float = _doc("discount factor, in [0, 1]", default=1.0)
-    n_training_episodes: int = _doc("episodes played during training", default=1000)
+    lr: float = _doc("Adam learning rate; a comma-separated list trains every lr",
+                     parse=float_list, default=1e-2)
+    gamma: float = _doc("discount factor, in [0, 1]", parse=float_text, default=1.0)
+    n_training_episodes: int = _doc("episodes played during training", flag="--episodes",
+                                    default=1000)
     max_t: int = _doc("longest episode played during training and evaluation", default=1000)
     batch_episodes: int = _doc(
         "complete episodes per update (1 = the course's one-episode update)", default=1
@@ -69,7 +110,7 @@ class TrainConfig:
         "0: none; N > 0: the learning rate rises linearly over the first N updates (update u "
         "uses (u + 1) / N of it), then follows lr_decay; keeps a high learning rate from "
         "collapsing the policy early",
-        default=0,
+        metavar="N", default=0,
     )
     normalize_returns: bool = _doc(
         "normalize the reward-to-go by its mean and std over the batch", default=True
@@ -86,11 +127,12 @@ class TrainConfig:
         "episodes as they end, and learns from all but the last steps of each (whose returns "
         "would miss more than 1 percent of their discounted weight); needs gamma < 1; "
         "n_training_episodes then counts segments",
-        default=0,
+        metavar="N", default=0,
     )
-    n_evaluation_episodes: int = _doc("episodes of the final evaluation", default=100)
+    n_evaluation_episodes: int = _doc("episodes of the final evaluation", flag="--eval-episodes",
+                                      default=100)
     chunk_updates: int = _doc(
-        "updates compiled into one JAX call between progress reports", default=50
+        "updates between progress reports (JAX: compiled into one call)", default=50
     )
 
     def __post_init__(self) -> None:
@@ -183,11 +225,9 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2)
 
 
-def help_of(name: str) -> str:
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == name:
-            return f.metadata.get("help", "")
-    raise KeyError(name)
+def flag_of(f: dataclasses.Field) -> str:
+    """The command-line flag of a TrainConfig field."""
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 # --- presets -------------------------------------------------------------------------------
@@ -206,20 +246,13 @@ PRESETS: dict[str, dict[str, TrainConfig]] = {
     },
     # Tuned: batches of episodes per update, fewer updates, reaches the top score fast.
     "fast": {
-        # Seeds 0-31, 32-63 and 64-95, each 32 in one program: all 96 reach score >= 475.
-        # (B=16, lr 0.05, 1600 episodes: 31 of seeds 0-31 with the time baseline, 22 without.)
+        # 32 episodes per update with the time baseline: every seed certifies in seconds.
         "CartPole-v1": TrainConfig(
             env_id="CartPole-v1", hidden_sizes=(16,), lr=7e-2, gamma=1.0,
             n_training_episodes=1920, max_t=500, batch_episodes=32, lr_decay=True,
             baseline="time", chunk_updates=10,
         ),
-        # Segments of 1024 steps (934 learned) in 32 envs, 2500 updates: JAX seeds 0-3 in one
-        # program, 1000 evaluation episodes: means 180-227, scores 17.4, 3.5, 11.5, 17.7 (another
-        # 1000 episodes: 7.4, 1.6, 5.3, 5.0); trained in 20 min on a CPU shared with a torch run.
-        # Complete episodes (B=8, 10000 updates, lr 5e-4) gave the same agents (means 157-255,
-        # scores 8-18) in 93 min, 62% of the steps padding. B=8 segments with lr 5e-4 and 10000
-        # updates: means 196-280, same scores, 4x slower in torch (its cost is per step).
-        # Returns are close to exponential (std ~ mean): see the README on Pixelcopter scores.
+        # Segments: no update waits for the longest episode of its batch (README, segments).
         "Pixelcopter-PLE-v0": TrainConfig(
             env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=1e-3, gamma=0.95,
             n_training_episodes=80000, max_t=10000, batch_episodes=32, lr_decay=True,

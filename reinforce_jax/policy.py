@@ -2,7 +2,10 @@
 
 Layers are initialised like ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in) for weights and
 biases), so both backends start from the same distribution of networks. Parameters are named
-``layers_0, layers_1, ...``, matching the torch module's ``layers.0, layers.1, ...``.
+``layers_0, layers_1, ...``, matching the torch module's ``layers.0, layers.1, ...``;
+:func:`to_export` and :func:`from_export` convert them to and from the export format, the
+torch layout (``reinforce.checkpoint.expected_shapes``), exactly: a round trip gives back the
+same bits.
 
 Every matrix product runs at full float32 precision (:data:`PRECISION`) on every platform: GPUs
 and TPUs otherwise multiply float32 matrices in reduced precision (TF32 / bfloat16 passes), and
@@ -12,6 +15,7 @@ set on the operation, so it holds in the gradient too and needs no environment v
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -78,3 +82,37 @@ def log_probs(policy: Policy, params, obs: jax.Array, actions: jax.Array) -> jax
 
 def probabilities(policy: Policy, params, obs: jax.Array) -> jax.Array:
     return jax.nn.softmax(policy.apply(params, obs), axis=-1)
+
+
+# --- the export format ----------------------------------------------------------------------
+
+_KEY = re.compile(r"^layers\.(\d+)\.(weight|bias)$")
+
+
+def to_export(params) -> dict[str, np.ndarray]:
+    """The weights in the export format: ``layers.{i}.weight`` ``[out, in]`` and
+    ``layers.{i}.bias`` ``[out]``, numpy float32 (Flax keeps ``kernel`` as ``[in, out]``)."""
+    layers = params["params"]
+    out: dict[str, np.ndarray] = {}
+    for i in range(len(layers)):
+        layer = layers[f"layers_{i}"]
+        out[f"layers.{i}.weight"] = np.ascontiguousarray(np.asarray(layer["kernel"]).T)
+        out[f"layers.{i}.bias"] = np.asarray(layer["bias"]).copy()
+    return out
+
+
+def from_export(weights: dict[str, np.ndarray]) -> dict:
+    """The Flax parameters of weights in the export format (the inverse of :func:`to_export`)."""
+    layers: dict[str, dict[str, jnp.ndarray]] = {}
+    for name, value in weights.items():
+        match = _KEY.match(name)
+        if match is None:
+            raise ValueError(f"unexpected weight {name!r} (expected layers.<i>.weight/bias)")
+        i, kind = match.groups()
+        value = np.asarray(value, np.float32)
+        entry = layers.setdefault(f"layers_{i}", {})
+        if kind == "weight":
+            entry["kernel"] = jnp.asarray(value.T)
+        else:
+            entry["bias"] = jnp.asarray(value)
+    return {"params": layers}

@@ -1,25 +1,39 @@
 """The policy as a ``torch.nn.Module``: an MLP from observation to action logits.
 
-``save_pretrained(dir)`` writes ``model.safetensors`` and ``config.json``;
-``Policy.from_pretrained(dir_or_repo_id)`` reads them back (from the Hub when given a repo id).
-Nothing is ever unpickled.
+Its weights are the export format (``reinforce.checkpoint.expected_shapes``): every run
+folder and Hub repository stores them, whichever backend trained them. Persistence is
+huggingface_hub's ``PyTorchModelHubMixin``: ``save_pretrained(dir)`` writes ``config.json`` and
+``model.safetensors``, ``Policy.from_pretrained(dir_or_repo_id)`` reads them back from a folder
+or the Hub. Loading reads safetensors only (never a pickle, which the mixin would fall back to)
+and checks the weights against the architecture in ``config.json``.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
+
+from reinforce.checkpoint import (
+    CheckpointError,
+    check_architecture,
+    load_weights,
+    read_json,
+    save_weights,
+)
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
+#: The architecture's keys in ``config.json``.
+ARCHITECTURE = ("observation_size", "num_actions", "hidden_sizes")
 
 
-class Policy(nn.Module):
+class Policy(nn.Module, PyTorchModelHubMixin, library_name="reinforce",
+             tags=["reinforce", "reinforcement-learning"]):
     """obs -> hidden_sizes[0] -> ... -> num_actions logits, ReLU in between."""
 
     def __init__(self, observation_size: int, num_actions: int, hidden_sizes: Sequence[int]):
@@ -76,27 +90,51 @@ class Policy(nn.Module):
             "hidden_sizes": list(self.hidden_sizes),
         }
 
-    def save_pretrained(self, directory: str | Path, extra_config: dict | None = None) -> Path:
-        from reinforce.checkpoint import atomic_write_text, save_weights
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_weights(directory / WEIGHTS_NAME,
-                     {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()})
-        config = {**self.architecture(), **(extra_config or {})}
-        atomic_write_text(directory / CONFIG_NAME, json.dumps(config, indent=2))
-        return directory
+    def export(self) -> dict[str, np.ndarray]:
+        """The weights in the export format (numpy float32, on the host)."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
 
     @classmethod
-    def from_pretrained(cls, dir_or_repo_id: str | Path, **hub_kwargs) -> Policy:
-        """Load from a local folder, or download ``config.json`` + weights from a Hub repo."""
-        from reinforce.checkpoint import load_policy_folder
+    def from_weights(cls, weights: dict[str, np.ndarray], observation_size: int,
+                     num_actions: int, hidden_sizes: Sequence[int], source: Path | str = "weights"
+                     ) -> Policy:
+        """A policy (in eval mode) holding ``weights`` (export format), checked against the
+        architecture (``CheckpointError`` otherwise)."""
+        check_architecture(weights, observation_size, num_actions, hidden_sizes, source=source)
+        policy = cls(observation_size, num_actions, hidden_sizes)
+        policy.load_state_dict({k: torch.from_numpy(np.array(v, np.float32))
+                                for k, v in weights.items()})
+        return policy.eval()
 
-        path = Path(dir_or_repo_id)
-        if not path.is_dir():
-            from huggingface_hub import snapshot_download
+    def _save_pretrained(self, save_directory: Path) -> None:
+        save_weights(Path(save_directory) / WEIGHTS_NAME, self.export())
 
-            path = Path(snapshot_download(
-                str(dir_or_repo_id), allow_patterns=[CONFIG_NAME, WEIGHTS_NAME], **hub_kwargs
-            ))
-        return load_policy_folder(path)
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, **kwargs) -> Policy:
+        """Load from a local folder (a run folder, a Hub folder) or a Hub repo id."""
+        path = Path(pretrained_model_name_or_path)
+        if path.is_dir():
+            read_json(path / CONFIG_NAME)  # a missing or corrupt config.json: one clear error
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision, cache_dir, force_download,
+                         local_files_only, token, **config) -> Policy:
+        """The mixin's loading step: ``model.safetensors`` only, checked."""
+        missing = [key for key in ARCHITECTURE if key not in config]
+        if missing:
+            raise CheckpointError(f"the config.json of {model_id} does not describe a policy "
+                                  f"(no {', '.join(missing)})")
+        if Path(model_id).is_dir():
+            file = Path(model_id) / WEIGHTS_NAME
+        else:
+            file = Path(hf_hub_download(model_id, WEIGHTS_NAME, revision=revision,
+                                        cache_dir=cache_dir, force_download=force_download,
+                                        local_files_only=local_files_only, token=token))
+        try:
+            arch = (int(config["observation_size"]), int(config["num_actions"]),
+                    tuple(int(h) for h in config["hidden_sizes"]))
+        except (TypeError, ValueError):
+            raise CheckpointError(f"the config.json of {model_id} does not describe a policy"
+                                  ) from None
+        return cls.from_weights(load_weights(file), *arch, source=file)

@@ -9,10 +9,10 @@ from pathlib import Path
 import jax
 import torch
 
-from reinforce.cli import main
+from reinforce.app.cli import main
+from reinforce.app.runs import RunFolder, RunSpec
 from reinforce.config import preset
 from reinforce.envs import make
-from reinforce.runs import RunFolder, RunSpec
 from reinforce_torch.policy import Policy
 
 
@@ -27,11 +27,10 @@ def write_run(path: Path, env_id: str, backend: str, seed: int = 0,
                        env.num_actions)
     folder.write_config()
     if backend == "jax":
-        from reinforce_jax.export import to_torch_state
-        from reinforce_jax.policy import init_params, make_policy
+        from reinforce_jax.policy import init_params, make_policy, to_export
 
         policy = make_policy(cfg.hidden_sizes, env.num_actions)
-        state = to_torch_state(init_params(policy, jax.random.key(seed), env.observation_size))
+        state = to_export(init_params(policy, jax.random.key(seed), env.observation_size))
     else:
         torch.manual_seed(seed)
         policy = Policy(env.observation_size, env.num_actions, cfg.hidden_sizes)

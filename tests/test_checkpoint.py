@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from run_folders import error_line, snapshot
 
+from reinforce.app.cli import main
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
     CheckpointError,
@@ -22,7 +23,6 @@ from reinforce.checkpoint import (
     save_arrays,
     save_weights,
 )
-from reinforce.cli import main
 
 RUN = ["--backend", "torch", "--env", "CartPole-v1", "--episodes", "8", "--batch-episodes", "4",
        "--eval-episodes", "3", "--quiet", "--checkpoint-every", "0"]
@@ -86,9 +86,9 @@ def test_checkpoint_holds_every_array_and_no_pickle(folders):
     assert checkpoint.progress["backend"] == "torch"
     assert checkpoint.progress["total_updates_done"] == 1
     names = set(checkpoint.arrays)
-    for expected in ("current/state/policy/layers.0.weight", "current/state/adam/0/exp_avg_sq",
-                     "current/state/adam/0/step", "current/state/generator",
-                     "current/state/env_key", "current/metrics/policy_loss", "current/wall"):
+    for expected in ("runs/0/state/policy/layers.0.weight", "runs/0/state/adam/0/exp_avg_sq",
+                     "runs/0/state/adam/0/step", "runs/0/state/generator",
+                     "runs/0/state/env_key", "runs/0/metrics/policy_loss", "runs/0/wall"):
         assert expected in names, expected
     on_disk = json.loads((folders["stopped"] / CHECKPOINT_DIR / "progress.json").read_text())
     assert on_disk["total_updates_done"] == 1 and on_disk["status"] == "stopped"
@@ -228,10 +228,10 @@ RESUME_DAMAGE = {
                          "is not a reinforce training checkpoint"),
     "array of another shape": (
         lambda r: _resave_state(r, lambda a: a.update(
-            {"current/state/policy/layers.0.weight": np.zeros((8, 4), np.float32)})),
+            {"runs/0/state/policy/layers.0.weight": np.zeros((8, 4), np.float32)})),
         "state.safetensors: 'policy/layers.0.weight' has shape (8, 4), expected (16, 4)"),
     "array missing": (
-        lambda r: _resave_state(r, lambda a: a.pop("current/state/adam/0/exp_avg")),
+        lambda r: _resave_state(r, lambda a: a.pop("runs/0/state/adam/0/exp_avg")),
         "is not a torch training state of this run (missing adam/0/exp_avg)"),
     "other backend": (lambda r: _edit_config(r, backend="jax"),
                       "holds torch training state but config.json says the run is jax"),
@@ -253,14 +253,13 @@ def test_resume_damaged_checkpoint(folders, tmp_path, capsys, damage):
 
 
 def test_a_torch_checkpoint_does_not_resume_in_jax(folders):
-    from reinforce.runs import RunFolder
-    from reinforce_jax.trainer import Trainer, _state_template, restore_many
+    from reinforce.app import backends
+    from reinforce.app.runs import RunFolder
 
     folder = RunFolder.load(folders["stopped"])
     checkpoint = load_checkpoint(folders["stopped"] / CHECKPOINT_DIR)
-    template = _state_template(Trainer(folder.cfg), 1)
     with pytest.raises(CheckpointError, match="holds torch training state, not jax"):
-        restore_many(template, checkpoint, 1)
+        backends.get("jax").check_checkpoint(folder.cfg, [0], [folder.cfg.lr], checkpoint, "ck")
 
 
 def test_a_checkpoint_write_clears_temporaries_of_a_killed_process(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import torch
 from run_folders import error_line
 
-from reinforce.cli import main
+from reinforce.app.cli import main
 from reinforce.config import preset
 
 SMALL = ["--env", "CartPole-v1", "--episodes", "8", "--batch-episodes", "2", "--eval-episodes",
@@ -257,3 +257,40 @@ def test_unwritable_output_folder_even_as_root(tmp_path, capsys, monkeypatch):
     assert main(["train", "--out", str(out), *SMALL]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"reinforce: error: cannot write to output folder {out}: Permission denied"]
+
+
+# --- the training options come from TrainConfig -------------------------------------------
+
+
+def test_every_config_field_is_an_option_with_its_help():
+    import dataclasses
+
+    from reinforce.app.cli import build_parser
+    from reinforce.config import TrainConfig, flag_of
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    options = {flag: action for action in train._actions for flag in action.option_strings}
+    for f in dataclasses.fields(TrainConfig):
+        action = options[flag_of(f)]
+        assert action.dest == f.name and action.help == f.metadata["help"], f.name
+
+
+def test_settings_without_an_option_before_are_settable(tmp_path):
+    from reinforce.app.runs import RunFolder
+
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), "--no-lr-decay", "--no-normalize-returns",
+            "--chunk-updates", "3", "--stop-after", "1", *SMALL]
+    assert main(argv) == 0
+    cfg = RunFolder.load(out).cfg
+    assert (cfg.lr_decay, cfg.normalize_returns, cfg.chunk_updates) == (False, False, 3)
+    assert preset("fast", "CartPole-v1").lr_decay  # the preset said otherwise
+
+
+def test_resume_refuses_the_new_options_too(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--out", str(out), "--stop-after", "1", *SMALL]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--chunk-updates", "2", "--lr-decay"]) == 2
+    line = error_line(capsys.readouterr().err)
+    assert line.endswith("drop --lr-decay, --chunk-updates"), line

@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent("""
     import jax, numpy as np
     from reinforce.envs.batched import BatchedEnv
     from reinforce.host import host_device
-    from reinforce_torch.trainer import Rollout, compute_weights
+    from reinforce_torch.algorithm import Rollout, compute_weights
 
     cpu0, other = jax.devices()
     assert host_device() == cpu0

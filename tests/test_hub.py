@@ -20,9 +20,9 @@ from huggingface_hub.utils import HfHubHTTPError
 from run_folders import error_line, run_main, snapshot
 from run_folders import write_run as _write_run
 
+from reinforce.app.hub import HUB_FILES, TAGS
+from reinforce.app.runs import RunFolder
 from reinforce.envs import ENV_IDS, make
-from reinforce.hub import HUB_FILES, TAGS, torch_policy
-from reinforce.runs import RunFolder
 from reinforce_torch.policy import Policy
 
 
@@ -54,11 +54,10 @@ def run_probabilities(folder: RunFolder, obs: np.ndarray) -> np.ndarray:
     """The run's own policy, in its own backend (Flax for a JAX run)."""
     state = folder.load_weights()
     if folder.backend == "jax":
-        from reinforce_jax.export import from_torch_state
-        from reinforce_jax.policy import make_policy, probabilities
+        from reinforce_jax.policy import from_export, make_policy, probabilities
 
         policy = make_policy(folder.cfg.hidden_sizes, folder.num_actions)
-        return np.asarray(probabilities(policy, from_torch_state(state), obs))
+        return np.asarray(probabilities(policy, from_export(state), obs))
     policy = Policy(folder.observation_size, folder.num_actions, folder.cfg.hidden_sizes)
     policy.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     return policy.numpy_probabilities(obs)
@@ -145,7 +144,7 @@ def test_from_pretrained_reproduces_the_run_probabilities(built):
 
 def test_jax_run_is_converted_to_the_torch_policy(tmp_path):
     run = write_run(tmp_path / "run", "Pixelcopter-PLE-v0", "jax", seed=3)
-    policy = torch_policy(run)
+    policy = run.policy()
     assert isinstance(policy, Policy) and not policy.training
     obs = states_batch("Pixelcopter-PLE-v0", 128)
     np.testing.assert_allclose(policy.numpy_probabilities(obs), run_probabilities(run, obs),

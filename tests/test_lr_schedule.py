@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from reinforce.app.session import check_resumable
 from reinforce.config import ConfigError, TrainConfig
-from reinforce.session import check_resumable
-from reinforce_jax.trainer import Trainer
-from reinforce_torch.trainer import Trainer as TorchTrainer
+from reinforce_jax.algorithm import Trainer
+from reinforce_torch.algorithm import Trainer as TorchTrainer
 
 CFG = TrainConfig(env_id="CartPole-v1", n_training_episodes=40, batch_episodes=4, lr=0.1)
 

@@ -1,10 +1,10 @@
 """JAX <-> torch parity: same weights + same recorded episodes -> same log-probs, loss, gradients.
 
-Weights come from the Flax policy and are converted to the torch layout by
-``reinforce_jax.export``. The weights of the update (the normalized reward-to-go) are computed
-once through the shared ``reinforce.returns`` layer; the JAX side then differentiates
-``reinforce_jax.trainer.reinforce_loss`` (flat, and chunked through ``policy_gradient``), the
-torch side backpropagates ``reinforce_torch.trainer.reinforce_loss``. Two architectures: the
+Weights come from the Flax policy and are converted to the export format (the torch layout) by
+``reinforce_jax.policy.to_export``. The weights of the update (the normalized reward-to-go) are
+computed once through the shared ``reinforce.returns`` layer; the JAX side then differentiates
+``reinforce_jax.algorithm.reinforce_loss`` (flat, and chunked through ``policy_gradient``), the
+torch side backpropagates ``reinforce_torch.algorithm.reinforce_loss``. Two architectures: the
 CartPole one (4 -> 16 -> 2) on a real rollout, and the Pixelcopter one (7 -> 64 -> 128 -> 2) on
 synthetic episodes of varied lengths (so it does not depend on the Pixelcopter env).
 
@@ -27,10 +27,10 @@ import torch
 from reinforce import returns
 from reinforce.config import TrainConfig
 from reinforce.envs import CartPole
-from reinforce_jax import trainer as jt
-from reinforce_jax.export import from_torch_state, to_torch_policy, to_torch_state
-from reinforce_jax.policy import init_params, log_probs, make_policy
-from reinforce_torch import trainer as tt
+from reinforce_jax import algorithm as jt
+from reinforce_jax.policy import from_export, init_params, log_probs, make_policy, to_export
+from reinforce_torch import algorithm as tt
+from reinforce_torch.policy import Policy
 
 RTOL, ATOL = 1e-5, 1e-6
 CHUNK = 16
@@ -126,7 +126,7 @@ def _torch_tensors(flat: jt.Rollout, weights: np.ndarray):
 
 def torch_side(case: Case, batch: Batch, weights: np.ndarray):
     """log-probs, loss and gradients (torch layout) of the torch backend."""
-    policy = to_torch_policy(batch.params, case.obs_size, NUM_ACTIONS, case.hidden)
+    policy = Policy.from_weights(to_export(batch.params), case.obs_size, NUM_ACTIONS, case.hidden)
     obs, actions, w, valid = _torch_tensors(batch.flat, weights)
     logp = policy.log_probs(obs, actions)
     loss = tt.reinforce_loss(policy, obs, actions, w, valid, case.B)
@@ -154,7 +154,7 @@ def jax_side(case: Case, batch: Batch, weights: np.ndarray):
     f = batch.flat
     (loss, logp), grads = _jax_fns(case.hidden)[0](
         batch.params, f.obs, f.actions, jnp.asarray(weights), f.valid, case.B)
-    return np.asarray(logp), float(loss), to_torch_state(grads)
+    return np.asarray(logp), float(loss), to_export(grads)
 
 
 def max_rel_diff(got: dict, want: dict) -> float:
@@ -243,7 +243,7 @@ def test_chunked_policy_gradient_matches_torch(case_batch):
     loss, grads = policy_gradient(batch.params, batch.rollout, weights, batch.n_played)
     _, t_loss, t_grads = torch_side(case, batch, batch.weights)
     np.testing.assert_allclose(float(loss), t_loss, rtol=RTOL, atol=ATOL)
-    j_grads = to_torch_state(grads)
+    j_grads = to_export(grads)
     for name in t_grads:
         np.testing.assert_allclose(j_grads[name], t_grads[name], rtol=RTOL, atol=ATOL,
                                    err_msg=name)
@@ -252,9 +252,9 @@ def test_chunked_policy_gradient_matches_torch(case_batch):
 def test_weight_conversion_round_trip():
     case = CASES[3]
     params = make_batch(case).params
-    state = to_torch_state(params)
+    state = to_export(params)
     assert state["layers.0.weight"].shape == (64, 7) and state["layers.2.bias"].shape == (2,)
-    back = from_torch_state(state)
+    back = from_export(state)
     jax.tree.map(np.testing.assert_array_equal, back, params)
     # Converted weights give the same probabilities.
     batch = make_batch(case)
@@ -288,7 +288,7 @@ def test_full_updates_give_same_weights(B, baseline, schedule, monkeypatch):
     cfg = _update_config(B, baseline).replace(**schedule)
     j_trainer = jt.Trainer(cfg)
     state, rollout = _trainer_rollout()
-    initial = to_torch_state(state.params)
+    initial = to_export(state.params)
     rollout = jax.tree.map(lambda x: x[:, :, :B], rollout)  # B = 1: the first episode
     n_played = jnp.asarray(np.asarray(rollout.valid).any(axis=(1, 2)).sum(), jnp.int32)
     # Both trainers get this same rollout instead of playing their own.
@@ -307,15 +307,15 @@ def test_full_updates_give_same_weights(B, baseline, schedule, monkeypatch):
     for i in range(3):  # three steps: Adam's moments and bias corrections are exercised
         state, j_metrics = update(state)
         t_metrics = t_trainer.update()
-        j_new = to_torch_state(state.params)
+        j_new = to_export(state.params)
         t_new = {k: v.detach().numpy() for k, v in t_trainer.policy.state_dict().items()}
         for name in t_new:
             np.testing.assert_allclose(t_new[name], j_new[name], rtol=RTOL, atol=ATOL,
                                        err_msg=f"update {i}, {name}")
-        np.testing.assert_allclose(t_metrics["policy_loss"], float(j_metrics.policy_loss),
+        np.testing.assert_allclose(t_metrics.policy_loss, float(j_metrics.policy_loss),
                                    rtol=1e-4, atol=1e-5)
         for key in ("episodic_return", "episode_length", "env_steps"):
-            assert t_metrics[key] == pytest.approx(float(getattr(j_metrics, key))), key
+            assert getattr(t_metrics, key) == pytest.approx(float(getattr(j_metrics, key))), key
     moved = max(np.abs(j_new[k] - v).max() for k, v in initial.items())
     assert moved > 1e-3, "the updates did not change the weights"
 

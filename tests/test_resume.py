@@ -19,16 +19,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from reinforce.app.cli import main
+from reinforce.app.session import Session, stop_on_sigint
+from reinforce.backend import StopFlag, TrainingError, TrainingStopped
 from reinforce.checkpoint import CHECKPOINT_DIR, load_arrays, load_checkpoint
-from reinforce.cli import main
 from reinforce.config import preset
-from reinforce.session import (
-    Session,
-    StopFlag,
-    TrainingError,
-    TrainingStopped,
-    stop_on_sigint,
-)
 
 TINY = ["--env", "CartPole-v1", "--batch-episodes", "4", "--eval-episodes", "5", "--quiet",
         "--checkpoint-every", "0"]
@@ -191,7 +186,8 @@ def _session(tmp_path: Path, backend: str, total: int, **kwargs) -> Session:
 
 
 def test_jax_nan_in_weights_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from reinforce_jax import trainer as jt
+    from reinforce_jax import algorithm as jt
+    from reinforce_jax import run
 
     original = jt.Trainer.update
 
@@ -202,22 +198,25 @@ def test_jax_nan_in_weights_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
         return state._replace(params=params), metrics
 
     monkeypatch.setattr(jt.Trainer, "update", poisoned)
-    monkeypatch.setattr(jt, "_PROGRAMS", {})
+    monkeypatch.setattr(run, "_PROGRAMS", {})
     with pytest.raises(TrainingError) as err:
-        jt.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], session=_session(tmp_path, "jax", 12))
+        run.train_many(SMALL_CFG, [0], [SMALL_CFG.lr],
+                       supervisor=_session(tmp_path, "jax", 12))
     message = str(err.value)
     # updates 7-9 are one chunk: the NaN weights show as the policy loss of update 9
     assert message.startswith(
         f"non-finite policy loss at update 9/12 (run seed=0 lr={SMALL_CFG.lr:g})")
     assert "the last good checkpoint (update 6/12) is kept" in message
     checkpoint = load_checkpoint(tmp_path / CHECKPOINT_DIR)
-    assert checkpoint.progress["updates_done"] == 6
-    assert np.isfinite(checkpoint.arrays["state.params['params']['layers_0']['kernel']"]).all()
+    assert checkpoint.progress["total_updates_done"] == 6
+    assert np.isfinite(checkpoint.arrays["runs/0/state/params['params']['layers_0']['kernel']"]
+                       ).all()
     assert _progress(tmp_path)["status"] == "failed"
 
 
 def test_torch_nan_loss_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    from reinforce_torch import trainer as tt
+    from reinforce_torch import algorithm as tt
+    from reinforce_torch import run
 
     original, calls = tt.reinforce_loss, []
 
@@ -228,7 +227,8 @@ def test_torch_nan_loss_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tt, "reinforce_loss", poisoned)
     with pytest.raises(TrainingError) as err:
-        tt.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], session=_session(tmp_path, "torch", 12))
+        run.train_many(SMALL_CFG, [0], [SMALL_CFG.lr],
+                       supervisor=_session(tmp_path, "torch", 12))
     message = str(err.value)
     assert message.startswith(
         f"non-finite policy loss at update 8/12 (run seed=0 lr={SMALL_CFG.lr:g})")
@@ -238,19 +238,19 @@ def test_torch_nan_loss_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
 
 def test_a_plain_train_many_checks_too():
     """Without a session (no checkpoints) a non-finite run still stops with a clear error."""
-    from reinforce_torch import trainer as tt
+    from reinforce_torch import run
 
     cfg = SMALL_CFG.replace(lr=1e38)
     with pytest.raises(TrainingError, match=r"at update 1/12 .*no checkpoint was written"):
-        tt.train_many(cfg, [0], [cfg.lr])
+        run.train_many(cfg, [0], [cfg.lr])
 
 
 def test_stop_request_and_stop_flag_stop_between_updates(tmp_path):
-    from reinforce_torch import trainer as tt
+    from reinforce_torch import run
 
     session = _session(tmp_path, "torch", 12, stop_when=lambda done: done >= 5)
     with pytest.raises(TrainingStopped) as stopped:
-        tt.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], session=session)
+        run.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], supervisor=session)
     assert not stopped.value.by_signal and "stopped at update 5/12" in str(stopped.value)
 
     flag = StopFlag()
@@ -258,7 +258,7 @@ def test_stop_request_and_stop_flag_stop_between_updates(tmp_path):
     session = _session(tmp_path, "torch", 12, stop_flag=flag,
                        resume=load_checkpoint(tmp_path / CHECKPOINT_DIR))
     with pytest.raises(TrainingStopped) as stopped:
-        tt.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], session=session)
+        run.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], supervisor=session)
     assert stopped.value.by_signal and str(stopped.value).startswith("interrupted at update 5")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from reinforce import returns
 from reinforce.envs import CartPole
-from reinforce_jax import trainer as jt
+from reinforce_jax import algorithm as jt
 from reinforce_jax.policy import init_params, make_policy
 
 

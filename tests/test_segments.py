@@ -19,10 +19,9 @@ from reinforce import returns
 from reinforce.config import SEGMENT_BLOCK, SEGMENT_TOLERANCE, ConfigError, TrainConfig, segment_cut
 from reinforce.envs import CartPole
 from reinforce.envs.batched import BatchedEnv
-from reinforce_jax import trainer as jt
-from reinforce_jax.export import to_torch_state
-from reinforce_jax.policy import init_params, make_policy
-from reinforce_torch import trainer as tt
+from reinforce_jax import algorithm as jt
+from reinforce_jax.policy import init_params, make_policy, to_export
+from reinforce_torch import algorithm as tt
 from reinforce_torch.policy import Policy as TorchPolicy
 
 BLOCK = 16  # a short block, so that a few steps hold many of them
@@ -162,22 +161,22 @@ def test_segment_updates_give_same_weights(monkeypatch):
                            rewards=flat.rewards, dones=flat.dones, valid=flat.valid)
     monkeypatch.setattr(tt, "collect_segments", lambda *args, **kw: t_rollout)
     t_trainer = tt.Trainer(cfg, seed=0)
-    initial = to_torch_state(state.params)
+    initial = to_export(state.params)
     t_trainer.policy.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
     update = jax.jit(j_trainer.update)
     for i in range(3):
         state, j_metrics = update(state)
         t_metrics = t_trainer.update()
-        j_new = to_torch_state(state.params)
+        j_new = to_export(state.params)
         for name, value in t_trainer.policy.state_dict().items():
             np.testing.assert_allclose(value.detach().numpy(), j_new[name], rtol=1e-5, atol=1e-6,
                                        err_msg=f"update {i}, {name}")
-        np.testing.assert_allclose(t_metrics["policy_loss"], float(j_metrics.policy_loss),
+        np.testing.assert_allclose(t_metrics.policy_loss, float(j_metrics.policy_loss),
                                    rtol=1e-4, atol=1e-5)
         for key in ("episodic_return", "episode_length", "env_steps", "padded_steps"):
-            assert t_metrics[key] == pytest.approx(float(getattr(j_metrics, key))), key
-    assert t_metrics["env_steps"] + t_metrics["padded_steps"] == 4 * 128
-    assert t_metrics["episodic_return"] == pytest.approx(
+            assert getattr(t_metrics, key) == pytest.approx(float(getattr(j_metrics, key))), key
+    assert t_metrics.env_steps + t_metrics.padded_steps == 4 * 128
+    assert t_metrics.episodic_return == pytest.approx(
         float(stats.ended_return) / int(stats.ended))
 
 
@@ -195,7 +194,7 @@ def test_segment_update_learns_only_from_the_first_steps():
     def update(r):
         trainer.collect_segments = lambda params, key: r
         new_state, metrics = jax.jit(trainer.update)(state)
-        return to_torch_state(new_state.params), float(metrics.policy_loss)
+        return to_export(new_state.params), float(metrics.policy_loss)
 
     (a, loss_a), (b, loss_b) = update(rollout), update(changed)
     for name in a:
@@ -210,6 +209,7 @@ def test_segment_update_learns_only_from_the_first_steps():
 # --- learning ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_jax_segments_learn_cartpole():
     """CartPole with gamma 0.99 in segments of 1024 steps (565 learned), 4 envs, 100 updates:
     seed 0 reaches a mean return of 488.6 on 20 evaluation episodes (seeds 1, 2: 491.8, 500)."""

@@ -13,9 +13,8 @@ import torch
 from run_folders import error_line, run_main, write_run
 
 import reinforce  # noqa: F401  (registers the gymnasium ids)
-from reinforce.hub import torch_policy
-from reinforce.runs import RunFolder
-from reinforce.video import upscale
+from reinforce.app.runs import RunFolder
+from reinforce.app.video import upscale
 
 #: decoding starts ffmpeg (fork + exec at once), which JAX warns about
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
@@ -30,7 +29,7 @@ def decode(path: Path) -> list[np.ndarray]:
 
 def replay_by_hand(folder: RunFolder, seed: int) -> tuple[int, np.ndarray]:
     """The episode the video should show, played through gymnasium: (length, first frame)."""
-    policy = torch_policy(folder)
+    policy = folder.policy()
     env = gymnasium.make(GYM_IDS[folder.cfg.env_id], render_mode="rgb_array")
     generator = torch.Generator().manual_seed(seed)
     obs, _ = env.reset(seed=seed)

@@ -14,7 +14,7 @@ import pytest
 
 from reinforce.checkpoint import load_arrays
 from reinforce.config import COMPILE_CACHE_ENV, compile_cache_dir
-from reinforce_jax.trainer import use_compile_cache
+from reinforce_jax.devices import use_compile_cache
 
 ARGS = ["train", "--env", "CartPole-v1", "--seeds", "2", "--episodes", "32", "--batch-episodes",
         "4", "--eval-episodes", "4", "--quiet"]
@@ -23,7 +23,7 @@ ARGS = ["train", "--env", "CartPole-v1", "--seeds", "2", "--episodes", "32", "--
 COUNT_HITS = """
 import sys
 import jax
-from reinforce.cli import main
+from reinforce.app.cli import main
 hits = []
 HIT = '/jax/compilation_cache/cache_hits'
 jax.monitoring.register_event_listener(lambda event, **kw: hits.append(1) if event == HIT else 0)

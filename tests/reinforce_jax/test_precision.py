@@ -18,7 +18,7 @@ import pytest
 
 from reinforce.config import preset
 from reinforce_jax import policy as jax_policy
-from reinforce_jax.trainer import Trainer, reinforce_loss
+from reinforce_jax.algorithm import Trainer, reinforce_loss
 
 DOT = re.compile(r"stablehlo\.(dot_general|dot|convolution)\b[^\n]*")
 

@@ -14,7 +14,7 @@ SCRIPT = r"""
 import json, sys
 import jax, numpy as np
 from reinforce.config import preset
-from reinforce_jax.trainer import train_many
+from reinforce_jax.run import train_many
 cfg = preset("fast", "CartPole-v1").replace(n_training_episodes=48, batch_episodes=4,
                                             chunk_updates=4, n_evaluation_episodes=8)
 seeds = [0, 1, 2, 3, 4, 5]  # 6 runs: padded to 8 on 4 devices
@@ -23,7 +23,7 @@ r = train_many(cfg, seeds, lrs)
 print(json.dumps({
     "devices": len(jax.devices()),
     "metrics": {k: np.asarray(v).tolist() for k, v in r.metrics._asdict().items()},
-    "params": [np.asarray(x).tolist() for x in jax.tree.leaves(r.params)],
+    "params": [[w[k].tolist() for k in sorted(w)] for w in r.weights],
     "eval": np.asarray(r.eval_returns).tolist(),
 }))
 """
@@ -57,8 +57,9 @@ def _assert_same_results(got: dict, expected: dict) -> None:
     for name, values in expected["metrics"].items():
         np.testing.assert_allclose(got["metrics"][name], values, rtol=1e-5, atol=1e-5,
                                    err_msg=name)
-    for a, b in zip(expected["params"], got["params"], strict=True):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    for run_a, run_b in zip(expected["params"], got["params"], strict=True):
+        for a, b in zip(run_a, run_b, strict=True):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["eval"], expected["eval"], rtol=1e-6)
 
 
@@ -78,7 +79,7 @@ def _run_two_processes() -> list[dict]:
                JAX_PLATFORMS="cpu")
     procs = []
     for i in range(2):
-        init = (f"from reinforce_jax.trainer import init_distributed\n"
+        init = (f"from reinforce_jax.devices import init_distributed\n"
                 f"init_distributed('localhost:{port}', 2, {i})\n")
         procs.append(subprocess.Popen([sys.executable, "-c", init + SCRIPT], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))

@@ -1,8 +1,8 @@
-"""REINFORCE in PyTorch: the course's algorithm, B complete episodes per update.
+"""REINFORCE in PyTorch, the algorithm: the course's, B complete episodes per update.
 
 The environment is the shared functional one, stepped for the whole batch by
 :class:`~reinforce.envs.batched.BatchedEnv`; the returns come from the shared
-``reinforce.returns``. Phases mirror ``reinforce_jax.trainer``: :func:`collect` ->
+``reinforce.returns``. Phases mirror ``reinforce_jax.algorithm``: :func:`collect` ->
 :func:`compute_weights` -> :func:`reinforce_loss` + Adam. With ``batch_episodes=1`` this is
 the course's loop: sample, reward-to-go, normalize, ``loss = -sum(log pi(a|s) * G)``, Adam.
 With ``cfg.segment_steps > 0``, :func:`collect_segments` plays fixed-length segments instead,
@@ -20,10 +20,12 @@ import numpy as np
 import torch
 
 from reinforce import envs, returns
+from reinforce.backend import Metrics
+from reinforce.checkpoint import CheckpointError, take
 from reinforce.config import SEGMENT_BLOCK, TrainConfig
 from reinforce.envs.batched import BatchedEnv
+from reinforce.evaluation import play_episodes
 from reinforce.host import host
-from reinforce.runs import METRIC_NAMES
 from reinforce_torch.devices import torch_device
 from reinforce_torch.policy import Policy
 
@@ -128,6 +130,16 @@ def compute_weights(rollout: Rollout, gamma: float, normalize: bool, baseline: s
         return np.array(G[:length])
 
 
+def learn_mask(valid: np.ndarray, n_learned: int) -> np.ndarray:
+    """``valid`` ``[T, B]`` on the first ``n_learned`` steps of the segment, False after."""
+    return valid & (np.arange(valid.shape[0]) < n_learned)[:, None]
+
+
+def episode_stats(rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
+    """Undiscounted return and length of each episode of a rollout, ``[B]`` each."""
+    return rollout.rewards.sum(axis=0), rollout.valid.sum(axis=0)
+
+
 def reinforce_loss(
     policy: Policy, obs: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
     valid: torch.Tensor, n_episodes: int,
@@ -157,14 +169,14 @@ class Trainer:
         )
         self.updates_done = 0
 
-    def update(self) -> dict[str, float]:
+    def update(self) -> Metrics:
         """One REINFORCE update: collect -> returns -> update."""
         cfg = self.cfg
         if cfg.segment_steps:
             played = collect_segments(self.env, self.policy, cfg.segment_steps, self.horizon,
                                       self.generator)
-            learn = played.valid & (np.arange(cfg.segment_steps) < cfg.segment_learned)[:, None]
-            rollout = dataclasses.replace(played, valid=learn)
+            rollout = dataclasses.replace(played, valid=learn_mask(played.valid,
+                                                                   cfg.segment_learned))
         else:
             rollout = played = collect(self.env, self.policy, self.horizon, self.generator)
         weights = compute_weights(rollout, cfg.gamma, cfg.normalize_returns, cfg.baseline)
@@ -178,20 +190,21 @@ class Trainer:
         self.updates_done += 1
         live = int(played.valid.sum())
         if cfg.segment_steps:
-            mean_return, mean_length = returns.segment_means(
-                returns.segment_episodes(played.rewards, played.dones, played.valid))
+            with host():
+                mean_return, mean_length = returns.segment_means(
+                    returns.segment_episodes(played.rewards, played.dones, played.valid))
         else:
-            mean_return = float(played.rewards.sum(axis=0).mean())
-            mean_length = float(played.valid.sum(axis=0).mean())
-        return {
-            "episodic_return": float(mean_return),
-            "episode_length": float(mean_length),
-            "policy_loss": float(loss.item()),
-            "env_steps": live,
-            "padded_steps": int(played.valid.size) - live,
-        }
+            ep_return, ep_length = episode_stats(played)
+            mean_return, mean_length = ep_return.mean(), ep_length.mean()
+        return Metrics(
+            episodic_return=float(mean_return),
+            episode_length=float(mean_length),
+            policy_loss=float(loss.item()),
+            env_steps=live,
+            padded_steps=int(played.valid.size) - live,
+        )
 
-    def run(self, n_updates: int) -> list[dict[str, float]]:
+    def run(self, n_updates: int) -> list[Metrics]:
         return [self.update() for _ in range(n_updates)]
 
     # --- checkpoints: named numpy arrays, no pickle ---------------------------------------
@@ -212,8 +225,6 @@ class Trainer:
     def load_state_arrays(self, arrays: dict[str, np.ndarray], source: str = "checkpoint"
                           ) -> None:
         """The inverse of :meth:`state_arrays`, each array checked against this trainer's."""
-        from reinforce.checkpoint import CheckpointError, take
-
         fresh = self.state_arrays()
         updates = int(take(arrays, "updates_done", source, (), np.int64))
         if not 0 <= updates <= self.cfg.n_updates:
@@ -259,9 +270,9 @@ class Trainer:
         self.env.key = jax.random.wrap_key_data(key.copy())
         self.updates_done = updates
 
-    def non_finite(self, metrics: dict[str, float]) -> str | None:
+    def non_finite(self, metrics: Metrics) -> str | None:
         """What turned non-finite in the last update (loss, gradient, weight), or None."""
-        if not np.isfinite(metrics["policy_loss"]):
+        if not np.isfinite(metrics.policy_loss):
             return "policy loss"
         params = list(self.policy.named_parameters())
         for name, p in params:
@@ -273,174 +284,6 @@ class Trainer:
         return None
 
     def evaluate(self, n_episodes: int, seed: int) -> np.ndarray:
-        from reinforce.evaluate import play_episodes
-
+        """Undiscounted returns of ``n_episodes`` episodes of the policy, played from ``seed``."""
         return play_episodes(self.cfg.env_id, self.policy.numpy_probabilities, n_episodes,
                              self.cfg.max_t, seed)
-
-
-def train_many(cfg: TrainConfig, seeds: list[int], lrs: list[float], on_progress=None,
-               session=None, device: str = "cpu"):
-    """Train the runs one after the other on ``device`` (``reinforce_torch.devices``); same
-    results layout as ``reinforce_jax``'s.
-
-    Returns ``(states, metrics, wall, eval_returns)``: torch-layout weights per run, per-run
-    dicts of per-update numpy series, per-run per-update wall seconds, ``[runs, n_eval]``.
-
-    With a :class:`reinforce.session.Session`: a checkpoint at the start, after every run and
-    every ``session.every_seconds`` (at chunk boundaries); a stop request is honoured between
-    updates (checkpoint, then :class:`~reinforce.session.TrainingStopped`); a non-finite loss,
-    gradient or weight raises :class:`~reinforce.session.TrainingError`; ``session.resume``
-    continues a checkpoint, ending with exactly the numbers of an uninterrupted run.
-    """
-    import time
-
-    from reinforce.session import Session
-
-    start = time.perf_counter()
-    n_runs, n_updates = len(seeds), cfg.n_updates
-    session = session or Session.plain("torch", seeds, lrs, n_runs * n_updates)
-    offset = session.wall_offset
-    done_runs: list[dict[str, np.ndarray]] = []  # finished runs, as checkpoint arrays
-    first_run, current = 0, None
-    if session.resume is not None:
-        first_run, done_runs, current = _restore_runs(session.resume, cfg, n_runs)
-    total = first_run * n_updates + (len(current["wall"]) if current else 0)
-
-    def label(r: int, u: int) -> str:
-        return f"update {u}/{n_updates}" + (f" of run {r + 1}/{n_runs}" if n_runs > 1 else "")
-
-    def save(r: int, trainer: Trainer | None, series, times, status="running") -> None:
-        def arrays() -> dict[str, np.ndarray]:
-            out = {f"runs/{i}/{k}": v for i, run in enumerate(done_runs) for k, v in run.items()}
-            if trainer is not None:
-                out.update({f"current/{k}": v
-                            for k, v in _run_arrays(trainer, series, times).items()})
-            return out
-
-        session.save(arrays, total, label(r, len(series)) if trainer else
-                     label(r - 1, n_updates), status, runs_done=len(done_runs))
-
-    def report(series: list[dict[str, float]]) -> None:
-        if on_progress is not None and series:
-            recent = series[-max(1, min(len(series), cfg.chunk_updates) // 5):]
-            on_progress(total, sum(m["episodic_return"] for m in recent) / len(recent))
-
-    for r in range(first_run, n_runs):
-        seed, lr = seeds[r], lrs[r]
-        trainer = Trainer(cfg, seed, lr, device)
-        series: list[dict[str, float]] = []
-        times: list[float] = []
-        if current is not None and r == first_run:
-            trainer.load_state_arrays(_strip("state/", current), "the checkpoint")
-            series = [{m: current[f"metrics/{m}"][u].item() for m in METRIC_NAMES}
-                      for u in range(len(current["wall"]))]
-            times = list(current["wall"])
-            report(series)
-        elif session.last_saved is None:
-            save(r, trainer, series, times)  # the first checkpoint: training has started
-        while len(series) < n_updates:
-            if session.should_stop(total):
-                if session.last_saved != total:
-                    save(r, trainer, series, times,
-                         "interrupted" if session.stop_flag.is_set() else "stopped")
-                raise session.stopped(label(r, len(series)))
-            try:
-                m = trainer.update()
-            except RuntimeError as exc:  # torch refuses some non-finite values itself
-                if (what := _non_finite_error(exc)) is None:
-                    raise
-                raise session.non_finite(what, label(r, len(series) + 1), r) from None
-            if (what := trainer.non_finite(m)) is not None:
-                raise session.non_finite(what, label(r, len(series) + 1), r)
-            series.append(m)
-            times.append(offset + time.perf_counter() - start)
-            total += 1
-            if len(series) % cfg.chunk_updates == 0 or len(series) == n_updates:
-                report(series)
-                if session.due() and len(series) < n_updates:
-                    save(r, trainer, series, times)
-        run = _series_arrays(series, times)
-        run.update({f"weights/{k}": v.detach().cpu().numpy().copy()
-                    for k, v in trainer.policy.state_dict().items()})
-        run["eval_returns"] = np.asarray(trainer.evaluate(cfg.n_evaluation_episodes,
-                                                          seed + 10_000))
-        done_runs.append(run)
-        save(r + 1, None, series, times, "trained" if r + 1 == n_runs else "running")
-    states = [_strip("weights/", run) for run in done_runs]
-    metrics = [{name: run[f"metrics/{name}"] for name in METRIC_NAMES} for run in done_runs]
-    wall = [run["wall"] for run in done_runs]
-    return states, metrics, wall, np.stack([run["eval_returns"] for run in done_runs])
-
-
-#: Errors torch raises on non-finite values, and what they mean.
-_NON_FINITE_ERRORS = {
-    "probability tensor contains": "action probabilities (the policy's outputs overflow)",
-    "without overflow": "Adam step (learning rate x update overflows float32)",
-}
-
-
-def _non_finite_error(exc: RuntimeError) -> str | None:
-    return next((what for text, what in _NON_FINITE_ERRORS.items() if text in str(exc)), None)
-
-
-def _strip(prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The arrays whose names start with ``prefix``, named without it."""
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def _series_arrays(series: list[dict[str, float]], times: list[float]) -> dict[str, np.ndarray]:
-    """One run's metrics so far and their wall times, as checkpoint arrays."""
-    out = {f"metrics/{name}": np.asarray([m[name] for m in series]) if series else np.zeros(0)
-           for name in METRIC_NAMES}
-    out["wall"] = np.asarray(times, np.float64)
-    return out
-
-
-def _run_arrays(trainer: Trainer, series: list[dict[str, float]], times: list[float]
-                ) -> dict[str, np.ndarray]:
-    """One run's checkpoint arrays: its training state and its metrics so far."""
-    return {**{f"state/{k}": v for k, v in trainer.state_arrays().items()},
-            **_series_arrays(series, times)}
-
-
-def _restore_runs(checkpoint, cfg: TrainConfig, n_runs: int, source: str = "the checkpoint"):
-    """``(runs_done, finished runs' arrays, current run's arrays or None)`` of a checkpoint."""
-    from reinforce.checkpoint import CheckpointError, take
-
-    progress, arrays = checkpoint.progress, checkpoint.arrays
-    if progress.get("backend") != "torch":
-        raise CheckpointError(f"{source} holds {progress.get('backend')} training state, "
-                              "not torch; a training state resumes only on its own backend")
-    runs_done = progress.get("runs_done")
-    if not isinstance(runs_done, int) or not 0 <= runs_done <= n_runs:
-        raise CheckpointError(f"{source}: bad runs_done {runs_done!r} for {n_runs} run(s)")
-    done_runs = []
-    for r in range(runs_done):
-        prefix = f"runs/{r}/"
-        run = _strip(prefix, arrays)
-        for name in (*(f"metrics/{m}" for m in METRIC_NAMES), "wall", "eval_returns"):
-            take(arrays, prefix + name, source)
-            if name != "eval_returns" and len(run[name]) != cfg.n_updates:
-                raise CheckpointError(f"{source}: {prefix + name!r} has {len(run[name])} "
-                                      f"entries, expected {cfg.n_updates}")
-        done_runs.append(run)
-    current = _strip("current/", arrays)
-    if runs_done == n_runs or not current:
-        return runs_done, done_runs, None
-    for name in (*(f"metrics/{m}" for m in METRIC_NAMES), "wall"):
-        take(arrays, "current/" + name, source)
-    n = len(current["wall"])
-    if int(current.get("state/updates_done", -1)) != n or any(
-            len(current[f"metrics/{m}"]) != n for m in METRIC_NAMES):
-        raise CheckpointError(f"{source}: the current run's metrics and state disagree")
-    return runs_done, done_runs, current
-
-
-def check_checkpoint(cfg: TrainConfig, seeds: list[int], lrs: list[float], checkpoint,
-                     source: str = "the checkpoint") -> None:
-    """Raise ``CheckpointError`` unless :func:`train_many` can resume ``checkpoint``."""
-    runs_done, _, current = _restore_runs(checkpoint, cfg, len(seeds), source)
-    if current is not None:
-        trainer = Trainer(cfg, seeds[runs_done], lrs[runs_done])
-        trainer.load_state_arrays(_strip("state/", current), source)

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reinforce.runs import RunFolder
+from reinforce.app.runs import RunFolder
+from reinforce.envs import horizon, make
 
 DEFAULT_FPS = 30
 #: Frames are enlarged by an integer factor until their short side is at least this.
@@ -121,7 +122,6 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
     """
     import torch
 
-    from reinforce.envs import make
     from reinforce.envs.gym_wrapper import FunctionalEnv
 
     if max_frames < 1:
@@ -159,8 +159,6 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
 
 def default_max_frames(folder: RunFolder) -> int:
     """The run's horizon (``max_t``, or the env's own limit if shorter) + 1."""
-    from reinforce.envs import horizon, make
-
     _, params = make(folder.cfg.env_id)
     return horizon(params, folder.cfg.max_t) + 1
 
@@ -169,12 +167,11 @@ def record_run(run_dir: str | Path, out: str | Path | None = None, *, fps: int =
                seed: int = 0, max_frames: int | None = None, device: str = "auto") -> Replay:
     """The replay of a run's best policy (computed on torch's ``device``); ``out`` defaults to
     ``RUN_DIR/replay.mp4``."""
-    from reinforce.hub import load_finished_run, torch_policy
     from reinforce_torch.devices import torch_device
 
-    folder = load_finished_run(run_dir)
+    folder = RunFolder.load_finished(run_dir)
     out = Path(out) if out is not None else folder.path / "replay.mp4"
     if max_frames is None:
         max_frames = default_max_frames(folder)
-    return record_policy(torch_policy(folder).to(torch_device(device)), folder.cfg.env_id, out,
+    return record_policy(folder.policy().to(torch_device(device)), folder.cfg.env_id, out,
                          fps=fps, seed=seed, max_frames=max_frames)

@@ -10,10 +10,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
+from reinforce.app import backends
+from reinforce.app.evaluation import evaluate_run
+from reinforce.app.hub import DEFAULT_EPISODES, DEFAULT_SEED, HubError, push
+from reinforce.app.runs import RunFolder, RunSpec, new_run_path
+from reinforce.app.session import (
+    DEFAULT_CHECKPOINT_SECONDS,
+    Session,
+    check_resumable,
+    run_identity,
+    stop_on_sigint,
+)
+from reinforce.app.video import DEFAULT_FPS, VideoError, record_run
+from reinforce.backend import TrainingError, TrainingStopped
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
     PROGRESS_NAME,
@@ -31,22 +48,13 @@ from reinforce.config import (
     PRESETS,
     ConfigError,
     TrainConfig,
-    help_of,
+    flag_of,
+    float_text,
     preset,
 )
-from reinforce.envs import ENV_IDS, UnknownEnvError
-from reinforce.hub import DEFAULT_EPISODES, DEFAULT_SEED, HubError
-from reinforce.runs import BACKENDS, RunFolder, RunSpec, new_run_path
-from reinforce.session import (
-    DEFAULT_CHECKPOINT_SECONDS,
-    Session,
-    TrainingError,
-    TrainingStopped,
-    check_resumable,
-    run_identity,
-    stop_on_sigint,
-)
-from reinforce.video import DEFAULT_FPS, VideoError
+from reinforce.envs import ENV_IDS, UnknownEnvError, make
+from reinforce.evaluation import certification_line, summarize
+from reinforce_jax.devices import init_distributed, use_compile_cache, use_host_cores
 
 
 class UsageError(Exception):
@@ -70,32 +78,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _float_list(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}"
-                                         ) from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return values
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}"
-                                         ) from None
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -107,10 +89,27 @@ def _seed(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    value = _float(text)
+    value = float_text(text)
     if not (0 <= value < float("inf")):
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
     return value
+
+
+#: How the command line reads a TrainConfig field of each type (unless the field says).
+_READERS: dict[str, Any] = {"int": int, "float": float_text, "str": str}
+
+
+def _add_setting(parser, f: dataclasses.Field) -> None:
+    """The option of one TrainConfig field: its flag, help text and reader come from the
+    field; a boolean field gets ``--x`` and ``--no-x``."""
+    kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
+    if f.type == "bool":
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = f.metadata.get("parse") or _READERS[str(f.type)]
+        if f.metadata.get("metavar"):
+            kwargs["metavar"] = f.metadata["metavar"]
+    parser.add_argument(flag_of(f), **kwargs)
 
 
 def _add_device(parser: argparse.ArgumentParser, what: str) -> None:
@@ -123,34 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="reinforce", description="REINFORCE in JAX and PyTorch.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
-    # Settings default to None so that --resume can tell which were given (see TRAIN_SETTINGS).
+    # Settings default to None so that --resume can tell which were given (train_settings).
     train = sub.add_parser("train", help="train a policy and evaluate it")
-    train.add_argument("--env", default=None,
-                       help=f"one of {', '.join(ENV_IDS)} (default CartPole-v1)")
-    train.add_argument("--backend", default=None, help="jax or torch (default jax)")
+    train.add_argument("--backend", default=None,
+                       help=f"{' or '.join(backends.BACKENDS)} (default jax)")
     train.add_argument("--preset", default=None,
                        help=f"hyper-parameter preset: {', '.join(PRESETS)} (default "
-                            f"{DEFAULT_PRESET}); the options below override it")
+                            f"{DEFAULT_PRESET}); the settings below override it")
     train.add_argument("--seed", type=_seed, default=None, help="first seed (default 0)")
     train.add_argument("--seeds", type=positive_int, default=None,
                        help="number of seeds: seed, seed+1, ... (JAX trains them all at once)")
     train.add_argument("--out", type=Path, default=None,
                        help="run folder to create (default runs/<env>-<backend>-<time>)")
-    train.add_argument("--lr", type=_float_list, default=None,
-                       help=help_of("lr") + "; a comma-separated list trains every lr")
-    train.add_argument("--gamma", type=_float, default=None, help=help_of("gamma"))
-    train.add_argument("--episodes", type=int, default=None, help=help_of("n_training_episodes"))
-    train.add_argument("--batch-episodes", type=int, default=None, help=help_of("batch_episodes"))
-    train.add_argument("--max-t", type=int, default=None, help=help_of("max_t"))
-    train.add_argument("--baseline", default=None, help=help_of("baseline"))
-    train.add_argument("--segment-steps", type=int, default=None, metavar="N",
-                       help=help_of("segment_steps"))
-    train.add_argument("--lr-warmup", type=int, default=None, metavar="N",
-                       help=help_of("lr_warmup"))
-    train.add_argument("--hidden", type=_int_list, default=None,
-                       help=help_of("hidden_sizes") + ", e.g. 16 or 64,128")
-    train.add_argument("--eval-episodes", type=int, default=None,
-                       help=help_of("n_evaluation_episodes") + " (default 100)")
+    settings = train.add_argument_group(
+        "training settings", "one per field of TrainConfig; the default is the preset's")
+    for f in dataclasses.fields(TrainConfig):
+        _add_setting(settings, f)
     _add_device(train, "training (and its evaluation)")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
@@ -216,33 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[float]]:
-    env_id = args.env if args.env is not None else "CartPole-v1"
+    """The run's config (the preset, then every setting given) and its learning rates."""
+    env_id = args.env_id if args.env_id is not None else "CartPole-v1"
     if env_id not in ENV_IDS:
         raise UsageError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
     cfg = preset(args.preset if args.preset is not None else DEFAULT_PRESET, env_id)
-    overrides = {
-        "gamma": args.gamma,
-        "n_training_episodes": args.episodes,
-        "batch_episodes": args.batch_episodes,
-        "max_t": args.max_t,
-        "hidden_sizes": args.hidden,
-        "n_evaluation_episodes": args.eval_episodes,
-        "baseline": args.baseline,
-        "segment_steps": args.segment_steps,
-        "lr_warmup": args.lr_warmup,
-    }
     lrs = args.lr if args.lr is not None else [cfg.lr]
-    overrides["lr"] = lrs[0]
-    cfg = cfg.replace(**{k: v for k, v in overrides.items() if v is not None})
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if f.name not in ("env_id", "lr") and getattr(args, f.name) is not None}
+    cfg = cfg.replace(lr=lrs[0], **overrides)
     for lr in lrs[1:]:
         cfg.replace(lr=lr)  # validates every learning rate
     return cfg, lrs
-
-
-def _check_backend(name: str) -> str:
-    if name not in BACKENDS:
-        raise UsageError(f"unknown backend {name!r}; choose jax or torch")
-    return name
 
 
 def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
@@ -257,18 +229,19 @@ def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
     return path
 
 
-#: The options that define a run; --resume takes them all from the run's config.json.
-TRAIN_SETTINGS = ("env", "backend", "preset", "seed", "seeds", "out", "lr", "gamma", "episodes",
-                  "batch_episodes", "max_t", "hidden", "eval_episodes", "baseline",
-                  "segment_steps", "lr_warmup")
+def train_settings() -> list[tuple[str, str]]:
+    """``(dest, flag)`` of the options that define a run, in the order messages name them;
+    --resume takes them all from the run's config.json."""
+    fields = {f.name: flag_of(f) for f in dataclasses.fields(TrainConfig)}
+    run = [("backend", "--backend"), ("preset", "--preset"), ("seed", "--seed"),
+           ("seeds", "--seeds"), ("out", "--out")]
+    return [("env_id", fields.pop("env_id")), *run, *fields.items()]
 
 
 def _join_processes(args: argparse.Namespace) -> int:
     """Join the other processes if ``--coordinator`` is given; this process's index (0 alone).
 
     Called before JAX starts (after :func:`_start_jax`)."""
-    from reinforce_jax.trainer import init_distributed
-
     given = [f"--{name.replace('_', '-')}" for name in ("num_processes", "process_id")
              if getattr(args, name) is not None]
     if args.coordinator is None:
@@ -284,8 +257,10 @@ def _join_processes(args: argparse.Namespace) -> int:
     if args.resume is not None:
         raise UsageError("--resume continues a run in one process; drop --coordinator (the "
                          "results do not depend on the number of devices)")
-    if args.backend not in (None, "jax"):
-        raise UsageError("several processes (--coordinator) train only with --backend jax")
+    if not backends.get(args.backend or "jax").multi_process:
+        able = " or ".join(f"--backend {name}" for name in backends.BACKENDS
+                           if backends.get(name).multi_process)
+        raise UsageError(f"several processes (--coordinator) train only with {able}")
     try:
         init_distributed(args.coordinator, args.num_processes, args.process_id)
     except Exception as exc:  # noqa: BLE001 - JAX raises several kinds; one line for all
@@ -296,10 +271,9 @@ def _join_processes(args: argparse.Namespace) -> int:
 
 
 def _start_jax() -> None:
-    """Before JAX's first array and compile: every CPU core becomes a host device (each trains
-    its share of the runs) and compiled programs are kept in the compilation cache."""
-    from reinforce_jax.trainer import use_compile_cache, use_host_cores
-
+    """Before JAX's first array and compile (both backends use JAX, the torch one on the host):
+    every CPU core becomes a host device (each trains its share of the runs) and compiled
+    programs are kept in the compilation cache."""
     use_host_cores()
     use_compile_cache()
 
@@ -315,39 +289,23 @@ def cmd_train(args: argparse.Namespace) -> int:
             return 0
         folder, checkpoint = opened
     else:
-        _check_device(args.backend if args.backend is not None else "jax", args.device)
+        backends.get(args.backend or "jax").check_device(args.device)
         folder = _new_folder(args)
         folder.write_config()
         checkpoint = None
     return _train(args, folder, checkpoint)
 
 
-def _check_device(backend: str, device: str) -> str:
-    """``device`` if ``backend`` can compute there (else ``ConfigError``: one line, exit 2)."""
-    if backend == "torch":
-        from reinforce_torch.devices import torch_device
-
-        torch_device(device)
-    elif backend == "jax":
-        from reinforce_jax.trainer import platform_devices
-
-        platform_devices(device)
-    return device
-
-
 def _new_folder(args: argparse.Namespace, path: Path | None = None) -> RunFolder:
     """The run folder the train options describe, at ``path`` or else at ``--out`` (checked
     and created); its config is not written yet."""
-    backend = _check_backend(args.backend if args.backend is not None else "jax")
+    backend = backends.get(args.backend if args.backend is not None else "jax").name
     cfg, lrs = config_from_args(args)
     first = args.seed if args.seed is not None else 0
     n_seeds = args.seeds if args.seeds is not None else 1
     specs = [RunSpec(first + i, lr) for lr in lrs for i in range(n_seeds)]
     if path is None:
         path = _prepare_out(args.out, cfg, backend)
-
-    from reinforce.envs import make
-
     env, _ = make(cfg.env_id)
     return RunFolder(path, cfg, backend, specs, env.observation_size, env.num_actions)
 
@@ -355,9 +313,6 @@ def _new_folder(args: argparse.Namespace, path: Path | None = None) -> RunFolder
 def _train_other_process(args: argparse.Namespace, process: int) -> int:
     """A process other than 0 of a multi-process run: it trains its share of the runs and
     writes nothing; the run folder is process 0's (its files go to a temporary folder)."""
-    import shutil
-    import tempfile
-
     scratch = Path(tempfile.mkdtemp(prefix=f"reinforce-process-{process}-"))
     try:
         folder = _new_folder(args, scratch / "run")
@@ -381,10 +336,9 @@ def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoin
     """The run folder and checkpoint to continue; None (after a message) if it is finished.
 
     Everything is checked before anything is written: conflicting options, a missing or
-    corrupt run folder or checkpoint, a checkpoint of another backend or config.
+    corrupt run folder or checkpoint, a checkpoint of another backend or config, the device.
     """
-    given = [f"--{name.replace('_', '-')}" for name in TRAIN_SETTINGS
-             if getattr(args, name) is not None]
+    given = [flag for dest, flag in train_settings() if getattr(args, dest) is not None]
     if given:
         raise UsageError(f"--resume continues a run with the settings in its config.json; "
                          f"drop {', '.join(given)}")
@@ -392,12 +346,10 @@ def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoin
     folder = RunFolder.load(path)
     checkpoint = load_checkpoint(path / CHECKPOINT_DIR)
     check_resumable(checkpoint, run_identity(folder.config_dict()), path / CHECKPOINT_DIR)
-    if folder.backend == "jax":
-        from reinforce_jax.trainer import check_checkpoint
-    else:
-        from reinforce_torch.trainer import check_checkpoint
-    check_checkpoint(folder.cfg, [r.seed for r in folder.runs], [r.lr for r in folder.runs],
-                     checkpoint, str(path / CHECKPOINT_DIR / STATE_NAME))
+    backend = backends.get(folder.backend)
+    backend.check_checkpoint(folder.cfg, [r.seed for r in folder.runs],
+                             [r.lr for r in folder.runs], checkpoint,
+                             str(path / CHECKPOINT_DIR / STATE_NAME))
     done, total = (checkpoint.progress["total_updates_done"],
                    checkpoint.progress["total_updates"])
     results = ("eval.json", "model.safetensors", "metrics.csv")
@@ -410,15 +362,15 @@ def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoin
         make_writable_dir(path / CHECKPOINT_DIR)
     except OSError as exc:
         raise UsageError(f"cannot write to run folder {path}: {exc.strerror}") from None
-    _check_device(folder.backend, args.device)
+    backend.check_device(args.device)
     return folder, checkpoint
 
 
 def _train(args: argparse.Namespace, folder: RunFolder,
            checkpoint: TrainingCheckpoint | None, announce: bool = True) -> int:
-    cfg, backend, specs, out = folder.cfg, folder.backend, folder.runs, folder.path
-    sequential = backend == "torch"
-    total = cfg.n_updates * (len(specs) if sequential else 1)
+    cfg, specs, out = folder.cfg, folder.runs, folder.path
+    backend = backends.get(folder.backend)
+    total = backends.total_updates(backend, cfg, len(specs))
     session = Session.for_run_folder(out, folder.config_dict(), total, resume=checkpoint,
                                      every_seconds=args.checkpoint_every,
                                      stop_after=args.stop_after)
@@ -430,15 +382,15 @@ def _train(args: argparse.Namespace, folder: RunFolder,
         else:
             budget = (f"{cfg.n_training_episodes} episodes, {cfg.n_updates} updates of "
                       f"{cfg.batch_episodes} episode(s) each")
-        print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend}"
-              f"{_devices_note(backend, args.device, len(specs))} ({budget}) -> {out}",
+        print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend.name}"
+              f" on {backend.describe_devices(args.device, len(specs))} ({budget}) -> {out}",
               file=sys.stderr)
     elif announce:
-        print(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend} in "
-              f"{out} at {checkpoint.progress.get('at', f'update {start_at}')}",
+        print(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend.name} "
+              f"in {out} at {checkpoint.progress.get('at', f'update {start_at}')}",
               file=sys.stderr)
 
-    from tqdm import tqdm
+    from tqdm import tqdm  # the progress bar only when training
 
     bar = tqdm(total=total, initial=start_at, unit="upd", disable=args.quiet,
                dynamic_ncols=True, file=sys.stderr)
@@ -447,40 +399,21 @@ def _train(args: argparse.Namespace, folder: RunFolder,
         bar.n = done
         bar.set_postfix_str(f"avg return {recent:.1f}")
 
-    seeds, lr_list = [s.seed for s in specs], [s.lr for s in specs]
     try:
         with stop_on_sigint(session.stop_flag):
-            if backend == "jax":
-                from reinforce_jax.export import to_torch_state
-                from reinforce_jax.trainer import train_many
-
-                result = train_many(cfg, seeds, lr_list, on_progress, session=session,
-                                    device=args.device)
-                states = [to_torch_state(_index(result.params, i)) for i in range(len(specs))]
-                metrics = [{k: v[i] for k, v in result.metrics._asdict().items()}
-                           for i in range(len(specs))]
-                wall = [result.wall] * len(specs)
-                eval_returns = result.eval_returns
-            else:
-                import torch
-
-                from reinforce_torch.trainer import train_many
-
-                torch.set_num_threads(1)  # tiny networks: threads cost more than they give
-                states, metrics, wall, eval_returns = train_many(
-                    cfg, seeds, lr_list, on_progress, session=session, device=args.device)
+            result = backend.train_many(cfg, [s.seed for s in specs], [s.lr for s in specs],
+                                        supervisor=session, on_progress=on_progress,
+                                        device=args.device)
     finally:
         bar.close()
     wall_seconds = session.wall_seconds()
 
-    from reinforce.evaluate import certification_line, summarize
-
-    results = [summarize(r) for r in eval_returns]
+    results = [summarize(r) for r in result.eval_returns]
     best = folder.write_eval([r.to_dict() for r in results], wall_seconds,
                              cfg.n_evaluation_episodes)
-    folder.write_weights(states, best)
-    folder.write_metrics(metrics, wall)
-    folder.plot(metrics)
+    folder.write_weights(result.weights, best)
+    folder.write_metrics(result.metrics, result.wall)
+    folder.plot(result.metrics)
     session.finished()
     for spec, res in zip(specs, results, strict=True):
         mark = "  <- best" if len(specs) > 1 and res is results[best] else ""
@@ -491,28 +424,6 @@ def _train(args: argparse.Namespace, folder: RunFolder,
         print(f"{n_ok}/{len(specs)} runs reach the certification score {threshold:g}")
     print(f"wall time {wall_seconds:.1f} s; run folder {out}")
     return 0
-
-
-def _devices_note(backend: str, device: str, n_runs: int) -> str:
-    """' on N CPU devices' (and processes) for the JAX backend, ' on cuda' for torch."""
-    if backend == "torch":
-        from reinforce_torch.devices import torch_device
-
-        return f" on {torch_device(device)}"
-    import jax
-
-    from reinforce_jax.trainer import run_devices
-
-    devices = run_devices(n_runs, device)
-    n = len(devices)
-    procs = f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""
-    return f" on {n} {devices[0].platform.upper()} device{'s' if n > 1 else ''}{procs}"
-
-
-def _index(tree, i: int):
-    import jax
-
-    return jax.tree.map(lambda x: x[i], tree)
 
 
 def _refuse_unfinished(path: Path) -> None:
@@ -531,27 +442,22 @@ def _refuse_unfinished(path: Path) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     folder = RunFolder.load(args.run_dir)
-    backend = _check_backend(args.backend or folder.backend)
+    backend = backends.get(args.backend or folder.backend)
     if not (folder.path / "model.safetensors").exists():
         _refuse_unfinished(folder.path)
-    from reinforce.evaluate import certification_line, evaluate_run
-
-    if backend == "jax":
-        from reinforce_jax.trainer import use_compile_cache
-
-        use_compile_cache()
-    result = evaluate_run(folder, backend, args.episodes, args.seed,
-                          _check_device(backend, args.device))
+    use_compile_cache()
+    backend.check_device(args.device)
+    result = evaluate_run(folder, backend.name, args.episodes, args.seed, args.device)
     cfg = folder.cfg
-    print(f"{cfg.env_id} ({backend}, {folder.path}): {certification_line(cfg.env_id, result)}")
+    print(f"{cfg.env_id} ({backend.name}, {folder.path}): "
+          f"{certification_line(cfg.env_id, result)}")
     return 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from reinforce.hub import push
-
-    if args.backend is not None:
-        _check_backend(args.backend)
+    backend = backends.get(args.backend) if args.backend is not None else None
+    if backend is not None:
+        backend.check_device(args.device)
     push(args.run_dir, repo_id=args.repo_id, local_dir=args.local_dir, n_episodes=args.episodes,
          seed=args.seed, backend=args.backend, fps=args.fps, max_frames=args.max_frames,
          private=args.private, device=args.device)
@@ -559,10 +465,9 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from reinforce.video import record_run
-
+    backends.get("torch").check_device(args.device)  # the replay plays the export format
     replay = record_run(args.run_dir, args.out, fps=args.fps, seed=args.seed,
-                        max_frames=args.max_frames, device=_check_device("torch", args.device))
+                        max_frames=args.max_frames, device=args.device)
     end = "episode over" if replay.episode_over else "cut at --max-frames"
     print(f"wrote {replay.path}: {replay.n_frames} frames at {args.fps} fps, "
           f"{replay.episode_length} steps, return {replay.episode_return:g} ({end})")

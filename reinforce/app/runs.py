@@ -28,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from reinforce.app.backends import BACKENDS
+from reinforce.backend import METRIC_NAMES, Metrics
 from reinforce.checkpoint import (
+    CHECKPOINT_DIR,
     CheckpointError,
     atomic_write_text,
     check_architecture,
@@ -37,9 +40,7 @@ from reinforce.checkpoint import (
     save_weights,
 )
 from reinforce.config import ConfigError, TrainConfig
-
-METRIC_NAMES = ("episodic_return", "episode_length", "policy_loss", "env_steps", "padded_steps")
-BACKENDS = ("jax", "torch")
+from reinforce.envs import make
 
 
 @dataclass(frozen=True)
@@ -86,16 +87,15 @@ class RunFolder:
                 save_weights(self.path / "weights" / f"run-{i}.safetensors", state, meta)
         save_weights(self.path / "model.safetensors", states[best], meta)
 
-    def write_metrics(self, metrics: list[dict[str, np.ndarray]], wall: list[np.ndarray]) -> None:
-        """``metrics[i][name]`` is the per-update series of run ``i``; ``wall[i]`` its times."""
+    def write_metrics(self, metrics: Metrics, wall: np.ndarray) -> None:
+        """``metrics`` and ``wall``: ``[runs, updates]`` (a backend's ``TrainResult``)."""
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(["run", "seed", "lr", "update", "episodes", *METRIC_NAMES, "wall_seconds"])
-        for i, (spec, series) in enumerate(zip(self.runs, metrics, strict=True)):
-            n = len(series["episodic_return"])
-            for u in range(n):
+        for i, spec in enumerate(self.runs):
+            for u in range(wall.shape[1]):
                 row = [i, spec.seed, spec.lr, u + 1, (u + 1) * self.cfg.batch_episodes]
-                row += [_fmt(series[name][u]) for name in METRIC_NAMES]
+                row += [_fmt(getattr(metrics, name)[i][u]) for name in METRIC_NAMES]
                 row.append(f"{float(wall[i][u]):.3f}")
                 writer.writerow(row)
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())
@@ -118,15 +118,15 @@ class RunFolder:
         atomic_write_text(self.path / "eval.json", json.dumps(data, indent=2))
         return best
 
-    def plot(self, metrics: list[dict[str, np.ndarray]]) -> None:
+    def plot(self, metrics: Metrics) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        for spec, series in zip(self.runs, metrics, strict=True):
-            y = np.asarray(series["episodic_return"], np.float64)
+        for spec, y in zip(self.runs, np.asarray(metrics.episodic_return, np.float64),
+                           strict=True):
             x = np.arange(1, len(y) + 1) * self.cfg.batch_episodes
             window = max(1, min(len(y) // 20, 100 // self.cfg.batch_episodes or 1))
             smooth = np.convolve(y, np.ones(window) / window, mode="valid")
@@ -170,8 +170,6 @@ class RunFolder:
         if hidden != list(cfg.hidden_sizes):
             raise CheckpointError(f"{path / 'config.json'}: hidden_sizes {hidden} and "
                                   f"train.hidden_sizes {list(cfg.hidden_sizes)} disagree")
-        from reinforce.envs import make
-
         env, _ = make(cfg.env_id)
         if (obs_size, n_actions) != (env.observation_size, env.num_actions):
             raise CheckpointError(
@@ -180,6 +178,18 @@ class RunFolder:
                 f"{env.num_actions}"
             )
         return cls(path, cfg, backend, runs, obs_size, n_actions)
+
+    @classmethod
+    def load_finished(cls, path: str | Path) -> RunFolder:
+        """A run folder with its final weights (a clear error for a missing or unfinished
+        run)."""
+        folder = cls.load(path)
+        if (not (folder.path / "model.safetensors").exists()
+                and (folder.path / CHECKPOINT_DIR).is_dir()):
+            raise CheckpointError(f"run {folder.path} has not finished training (no "
+                                  f"model.safetensors yet); finish it with: reinforce train "
+                                  f"--resume {folder.path}")
+        return folder
 
     def load_weights(self, run: int | None = None) -> dict[str, np.ndarray]:
         """Weights of run ``run`` (default: the best / only one), checked against the config."""
@@ -191,6 +201,14 @@ class RunFolder:
         check_architecture(state, self.observation_size, self.num_actions,
                            self.cfg.hidden_sizes, source=file)
         return state
+
+    def policy(self, run: int | None = None):
+        """Run ``run``'s weights (default: the best / only one) as the export format's torch
+        ``Policy``, whichever backend trained them (torch is imported here, when needed)."""
+        from reinforce_torch.policy import Policy
+
+        return Policy.from_weights(self.load_weights(run), self.observation_size,
+                                   self.num_actions, self.cfg.hidden_sizes)
 
     def best_run(self) -> int:
         eval_file = self.path / "eval.json"

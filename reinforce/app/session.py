@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from reinforce.backend import StopFlag, Supervisor, TrainingError, TrainingStopped
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
     CHECKPOINT_FORMAT,
@@ -38,34 +39,10 @@ from reinforce.checkpoint import (
     save_checkpoint,
     update_progress,
 )
+from reinforce.config import TrainConfig
 
 #: Seconds between periodic checkpoints unless told otherwise (``--checkpoint-every``).
 DEFAULT_CHECKPOINT_SECONDS = 60.0
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss, gradient or weight); the message says where."""
-
-
-class TrainingStopped(Exception):
-    """Training stopped early with a checkpoint saved (Ctrl-C, or ``--stop-after``)."""
-
-    def __init__(self, message: str, by_signal: bool):
-        super().__init__(message)
-        self.by_signal = by_signal
-
-
-class StopFlag:
-    """Set by the SIGINT handler (or a test); read by the training loop between updates."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
 
 
 @contextmanager
@@ -105,41 +82,23 @@ def run_identity(config: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class Session:
-    """Where and when a training loop checkpoints, and whether it should stop.
+class Session(Supervisor):
+    """A :class:`~reinforce.backend.Supervisor` that checkpoints into a run folder: where and
+    when a training loop saves, and the progress record that goes with the arrays.
 
-    ``total_updates`` counts updates the way the progress bar does: all runs together for JAX
-    (they train side by side), the sum over runs for torch (one after the other).
+    ``total_updates`` counts updates the way the progress bar does (all runs together when they
+    train side by side, the sum over runs when they train one after the other).
     """
 
-    directory: Path | None  # the checkpoint folder; None: no checkpoints
-    backend: str
-    identity: dict[str, Any]
-    run_names: list[str]  # "seed=0 lr=0.05", for messages
-    total_updates: int
-    every_seconds: float = DEFAULT_CHECKPOINT_SECONDS
-    stop_after: int | None = None  # stop once this many (total) updates are done
-    stop_flag: StopFlag = field(default_factory=StopFlag)
-    stop_when: Callable[[int], bool] | None = None  # tests: stop when this says so
-    resume: TrainingCheckpoint | None = None
+    directory: Path | None = None  # the checkpoint folder; None: no checkpoints
+    backend: str = ""
+    identity: dict[str, Any] = field(default_factory=dict)
     resume_command: str = ""
-    wall_offset: float = 0.0  # wall seconds of the training before a resume
-    last_saved: int | None = None  # total updates done at the last checkpoint
-    last_saved_label: str = ""
-    _last_time: float = field(default_factory=time.perf_counter)
-    _start: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:
         if self.resume is not None and self.last_saved is None:  # the checkpoint resumed from
             self.last_saved = int(self.resume.progress.get("total_updates_done", 0))
             self.last_saved_label = str(self.resume.progress.get("at", ""))
-
-    @classmethod
-    def plain(cls, backend: str, seeds: list[int], lrs: list[float], total_updates: int
-              ) -> Session:
-        """No checkpoints, no stops: only the non-finite checks."""
-        names = [f"seed={s} lr={float(lr):g}" for s, lr in zip(seeds, lrs, strict=True)]
-        return cls(None, backend, {}, names, total_updates)
 
     @classmethod
     def for_run_folder(cls, path: Path, config: dict[str, Any], total_updates: int,
@@ -148,30 +107,15 @@ class Session:
         resume = kwargs.get("resume")
         if resume is not None:
             kwargs.setdefault("wall_offset", float(resume.progress.get("wall_seconds", 0.0)))
-        return cls(Path(path) / CHECKPOINT_DIR, config["backend"], run_identity(config), names,
-                   total_updates, resume_command=f"reinforce train --resume {_quote(path)}",
-                   **kwargs)
-
-    # --- asked by the loop -----------------------------------------------------------------
-
-    def should_stop(self, total_done: int) -> bool:
-        if self.stop_flag.is_set():
-            return True
-        if self.stop_after is not None and total_done >= self.stop_after:
-            return True
-        return self.stop_when is not None and bool(self.stop_when(total_done))
-
-    def due(self) -> bool:
-        return time.perf_counter() - self._last_time >= self.every_seconds
-
-    def wall_seconds(self) -> float:
-        return self.wall_offset + time.perf_counter() - self._start
+        return cls(names, total_updates, directory=Path(path) / CHECKPOINT_DIR,
+                   backend=config["backend"], identity=run_identity(config),
+                   resume_command=f"reinforce train --resume {_quote(path)}", **kwargs)
 
     def save(self, arrays: Callable[[], dict[str, np.ndarray]], total_done: int, label: str,
-             status: str = "running", **fields: Any) -> None:
+             status: str = "running") -> None:
         """Write a checkpoint of ``arrays()`` (called only when there is a checkpoint folder);
         ``label`` says where training is, e.g. "update 40/100"."""
-        self._last_time = time.perf_counter()
+        super().save(arrays, total_done, label, status)
         if self.directory is None:
             return
         progress = {
@@ -182,11 +126,9 @@ class Session:
             "total_updates_done": int(total_done),
             "total_updates": int(self.total_updates),
             "wall_seconds": round(self.wall_seconds(), 3),
-            **fields,
             "config": self.identity,
         }
         save_checkpoint(self.directory, arrays(), progress)
-        self.last_saved, self.last_saved_label = int(total_done), label
 
     def stopped(self, label: str) -> TrainingStopped:
         """The exception to raise once the checkpoint of a stop is saved."""
@@ -222,8 +164,6 @@ def _with_defaults(identity: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's saved ``identity`` with its train config completed by the defaults of
     settings added since it was written (a checkpoint of an earlier version lacks them), so that
     it still matches its run folder, whose identity is always complete."""
-    from reinforce.config import TrainConfig
-
     train = identity.get("train")
     if not isinstance(train, dict):
         return identity
@@ -261,19 +201,5 @@ def check_resumable(checkpoint: TrainingCheckpoint, identity: dict[str, Any],
             raise CheckpointError(f"{source}: progress record without {name}")
 
 
-def first_non_finite(named: dict[str, np.ndarray]) -> tuple[str, int] | None:
-    """``(name, run)`` of the first array (leading axis = runs) holding a non-finite value."""
-    for name, value in named.items():
-        value = np.asarray(value)
-        if not np.issubdtype(value.dtype, np.floating):
-            continue
-        bad = ~np.isfinite(value.reshape(value.shape[0], -1)).all(axis=1)
-        if bad.any():
-            return name, int(np.argmax(bad))
-    return None
-
-
 def _quote(path: Path | str) -> str:
-    import shlex
-
     return shlex.quote(str(path))

@@ -30,16 +30,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reinforce.checkpoint import (
-    CHECKPOINT_DIR,
-    CheckpointError,
-    make_writable_dir,
-    torch_policy_from_state,
-)
+from reinforce.app.backends import BACKENDS
+from reinforce.app.evaluation import evaluate_run
+from reinforce.app.runs import RunFolder
+from reinforce.app.video import DEFAULT_FPS, VideoError, default_max_frames, record_policy
+from reinforce.checkpoint import make_writable_dir
 from reinforce.config import CERTIFICATION
-from reinforce.evaluate import EvalResult, certification_line, evaluate_run
-from reinforce.runs import BACKENDS, RunFolder
-from reinforce.video import DEFAULT_FPS, VideoError, default_max_frames, record_policy
+from reinforce.evaluation import EvalResult, certification_line
 
 DEFAULT_EPISODES = 100
 DEFAULT_SEED = 12345  # the same default as ``reinforce evaluate``
@@ -61,28 +58,6 @@ class HubError(Exception):
 
 
 # --- the run ---------------------------------------------------------------------------------
-
-
-def load_finished_run(path: str | Path) -> RunFolder:
-    """A run folder with its final weights (a clear error for a missing or unfinished run)."""
-    folder = RunFolder.load(path)
-    if (not (folder.path / "model.safetensors").exists()
-            and (folder.path / CHECKPOINT_DIR).is_dir()):
-        raise CheckpointError(f"run {folder.path} has not finished training (no "
-                              f"model.safetensors yet); finish it with: reinforce train "
-                              f"--resume {folder.path}")
-    return folder
-
-
-def torch_policy(folder: RunFolder):
-    """The run's best policy as a ``reinforce_torch`` ``Policy``, whichever backend trained it
-    (run folders store the weights in the torch layout; a JAX run's were converted exactly when
-    it was saved)."""
-    return torch_policy_from_state(folder.load_weights(), folder.observation_size,
-                                   folder.num_actions, folder.cfg.hidden_sizes)
-
-
-# --- checks that need neither evaluation nor network ----------------------------------------
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -260,8 +235,9 @@ def build_folder(folder: RunFolder, out: Path, evaluation: Evaluation, repo_id: 
     from reinforce_torch.devices import torch_device
 
     env_id = folder.cfg.env_id
-    policy = torch_policy(folder).to(torch_device(device))
-    policy.save_pretrained(out, extra_config={"env_id": env_id, "trained_with": folder.backend})
+    policy = folder.policy().to(torch_device(device))
+    policy.save_pretrained(out, config={**policy.architecture(), "env_id": env_id,
+                                        "trained_with": folder.backend})
     hparams = hyperparameters(folder)
     (out / "hyperparameters.json").write_text(json.dumps(hparams, indent=2))
     (out / "results.json").write_text(json.dumps(results(env_id, evaluation), indent=2))
@@ -346,7 +322,7 @@ def push(run_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Pa
     if repo_id is not None:
         check_repo_id(repo_id)
     token = None if dry_run else find_token()
-    folder = load_finished_run(run_dir)
+    folder = RunFolder.load_finished(run_dir)
     backend = backend or folder.backend
     if backend not in BACKENDS:
         raise HubError(f"unknown backend {backend!r}; choose jax or torch", exit_code=2)

@@ -1,4 +1,9 @@
-"""Evaluation of any policy: mean, std and score (= mean - std) over N episodes."""
+"""Evaluation of any policy: mean, std and score (= mean - std) over N episodes.
+
+:func:`play_episodes` plays a batch of episodes of any policy given as a probabilities
+function (numpy in, numpy out), on the host; the JAX backend plays its own inside a compiled
+program.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from reinforce.config import CERTIFICATION
+from reinforce.envs.batched import BatchedEnv
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,6 @@ def play_episodes(
     ``probabilities`` maps observations ``[n, S]`` to action probabilities ``[n, A]`` (any
     backend). The episodes run side by side through :class:`~reinforce.envs.batched.BatchedEnv`.
     """
-    from reinforce.envs.batched import BatchedEnv
-
     env = BatchedEnv(env_id, n_episodes, seed)
     rng = np.random.default_rng(seed)
     obs = env.reset()
@@ -69,35 +73,3 @@ def play_episodes(
         if not alive.any():
             break
     return totals
-
-
-def evaluate_run(folder, backend: str, n_episodes: int, seed: int, device: str = "auto"
-                 ) -> EvalResult:
-    """What ``reinforce evaluate`` computes for a run folder (a ``reinforce.runs.RunFolder``):
-    ``n_episodes`` episodes of the stochastic policy, played by ``backend`` (jax or torch) on
-    ``device`` (``reinforce.config.DEVICES``)."""
-    state = folder.load_weights()
-    cfg = folder.cfg.replace(n_evaluation_episodes=n_episodes)
-    if backend == "jax":
-        import jax
-
-        from reinforce_jax.export import from_torch_state
-        from reinforce_jax.trainer import Trainer, compiler_options, platform_devices
-
-        where = platform_devices(device)[0]
-        evaluate = jax.jit(Trainer(cfg).evaluate, static_argnums=2,
-                           compiler_options=compiler_options(where.platform))
-        with jax.default_device(where):
-            returns = evaluate(from_torch_state(state), jax.random.key(seed), n_episodes)
-    else:
-        import torch
-
-        from reinforce.checkpoint import torch_policy_from_state
-        from reinforce_torch.devices import torch_device
-
-        torch.set_num_threads(1)
-        policy = torch_policy_from_state(state, folder.observation_size, folder.num_actions,
-                                         cfg.hidden_sizes).to(torch_device(device))
-        returns = play_episodes(cfg.env_id, policy.numpy_probabilities, n_episodes, cfg.max_t,
-                                seed)
-    return summarize(returns)

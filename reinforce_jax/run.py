@@ -1,0 +1,310 @@
+"""Many JAX runs at once: the run loop, its compiled programs and its checkpoints.
+
+:func:`train_many` trains every (seed, learning rate) run of one config side by side in one
+program (``vmap`` over runs, sharded over the devices by ``reinforce_jax.devices``). It calls
+the algorithm's :meth:`~reinforce_jax.algorithm.Trainer.run` on compiled chunks of
+``cfg.chunk_updates`` updates, and between chunks reports progress, checks that nothing went
+non-finite, checkpoints and honours stop requests (``reinforce.backend.Supervisor``). Then it
+evaluates every run.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from reinforce.backend import (
+    METRIC_NAMES,
+    Metrics,
+    Supervisor,
+    TrainResult,
+    check_backend,
+    evaluation_seed,
+    first_non_finite,
+    run_arrays,
+    run_series,
+)
+from reinforce.checkpoint import CheckpointError, TrainingCheckpoint, take
+from reinforce.config import TrainConfig
+from reinforce_jax.algorithm import Trainer, TrainState
+from reinforce_jax.devices import (
+    any_process,
+    compiler_options,
+    run_devices,
+    shard_runs,
+    to_host,
+)
+from reinforce_jax.policy import to_export
+
+#: The axis name of the runs in :func:`train_many`'s programs.
+RUNS_AXIS = "runs"
+
+
+def train_many(
+    cfg: TrainConfig,
+    seeds: list[int],
+    lrs: list[float],
+    *,
+    supervisor: Supervisor | None = None,
+    on_progress=None,
+    device: str = "auto",
+) -> TrainResult:
+    """Train ``len(seeds)`` runs (run i: seed ``seeds[i]``, lr ``lrs[i]``) in one program, on
+    the devices of ``device`` (``reinforce_jax.devices.platform_devices``).
+
+    Updates run in compiled chunks of ``cfg.chunk_updates``; ``on_progress(updates_done,
+    mean_recent_return)`` is called between chunks. The runs axis is vmapped and, with several
+    devices, sharded over them. Then every run is evaluated on ``cfg.n_evaluation_episodes``
+    episodes from ``reinforce.backend.evaluation_seed(seed)``.
+
+    Between chunks (a compiled call cannot be interrupted) the loss, weights and optimizer
+    moments are checked (``supervisor.non_finite`` if one is not finite), and a checkpoint is
+    saved at update 0, when ``supervisor.due()``, on a stop request (then
+    ``supervisor.stopped``) and at the end. ``supervisor.resume`` continues a checkpoint:
+    chunks always start at multiples of ``cfg.chunk_updates``, so a resumed run runs the very
+    chunks of an uninterrupted one and ends with the same numbers.
+    """
+    start = time.perf_counter()
+    n_runs = len(seeds)
+    devices = run_devices(n_runs, device)
+    trainer, init, run_chunk, evaluate = _programs(cfg, devices[0].platform)
+    supervisor = supervisor or Supervisor.for_runs(seeds, lrs, cfg.n_updates)
+    n_dev = len(devices)
+    padded = -(-n_runs // n_dev) * n_dev  # pad the runs axis to a multiple of the devices
+
+    def pad(values: list, dtype) -> jax.Array:
+        return shard_runs(np.asarray(list(values) + [values[-1]] * (padded - n_runs), dtype),
+                          devices)
+
+    seeds_p, lrs_p = pad(seeds, np.uint32), pad(lrs, np.float32)
+    eval_seeds = pad([evaluation_seed(s) for s in seeds], np.uint32)
+    chunks: list[Metrics] = []
+    wall: list[float] = []
+    if supervisor.resume is not None:
+        host, chunks, wall = restore(_state_template(trainer), supervisor.resume, n_runs)
+        host = jax.tree.map(lambda x: np.concatenate([x] + [x[-1:]] * (padded - n_runs)), host)
+    done = len(wall)
+    # Every program this run needs compiles in the background from the start (XLA compiles a
+    # program on about one and a half cores): the chunk programs while the state is
+    # initialised, the evaluation while training runs.
+    compiling = _compile_ahead(cfg, seeds_p, lrs_p, eval_seeds, devices, done)
+    if supervisor.resume is None:
+        state = init(seeds_p, lrs_p)
+    else:
+        state = host._replace(key=jax.random.wrap_key_data(host.key))
+    state = shard_runs(state, devices)
+    if on_progress is not None and done:
+        on_progress(done, float(chunks[-1].episodic_return[:, -1].mean()))
+
+    def label(u: int) -> str:
+        return f"update {u}/{cfg.n_updates}"
+
+    # The state on the host, taken at the same points in every process (with several processes
+    # this gathers); checkpoints are written from it, so saving never touches the devices.
+    host = to_host(state)
+
+    def save(status: str = "running") -> None:
+        supervisor.save(lambda: checkpoint_arrays(host, chunks, wall, n_runs), done, label(done),
+                        status)
+
+    if supervisor.last_saved is None:
+        save()  # the first checkpoint: training has started
+    while done < cfg.n_updates:
+        stop_here = supervisor.should_stop(done)
+        if any_process(stop_here):
+            if not stop_here:  # another process was interrupted (Ctrl-C): so is this one
+                supervisor.stop_flag.set()
+            if supervisor.last_saved != done:
+                save("interrupted" if supervisor.stop_flag.is_set() else "stopped")
+            raise supervisor.stopped(label(done))
+        n = min(cfg.chunk_updates, cfg.n_updates - done)
+        compiling.wait(("chunk", n))
+        new_state, metrics = run_chunk(state, n)
+        metrics = jax.tree.map(lambda x: x[:n_runs], to_host(metrics))  # waits for it
+        host = to_host(new_state)
+        check_finite(supervisor, host, metrics, n_runs, done, cfg.n_updates)
+        # The same sharding in every chunk's input (jit may return a leaf replicated), so the
+        # chunk program compiles once.
+        state = shard_runs(new_state, devices)
+        chunks.append(metrics)
+        done += n
+        wall += [supervisor.wall_offset + time.perf_counter() - start] * n
+        if on_progress is not None:
+            on_progress(done, float(metrics.episodic_return[:, -max(1, n // 5):].mean()))
+        if supervisor.due() and done < cfg.n_updates:
+            save()
+    if supervisor.last_saved != done:
+        save("trained")
+    metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
+
+    compiling.wait(("evaluate",))
+    eval_returns = to_host(evaluate(state.params, eval_seeds, cfg.n_evaluation_episodes))
+    weights = [to_export(jax.tree.map(lambda x: x[i], host.params)) for i in range(n_runs)]
+    return TrainResult(weights, metrics, np.tile(np.asarray(wall), (n_runs, 1)),
+                       eval_returns[:n_runs])
+
+
+_PROGRAMS: dict[tuple[TrainConfig, str], tuple] = {}
+
+
+def _programs(cfg: TrainConfig, platform: str) -> tuple:
+    """``(trainer, init, run_chunk, evaluate)`` of :func:`train_many`, jitted once per config
+    and platform, so that a run resumed (or trained again) in the same process compiles nothing
+    new: ``init(seeds, lrs)``, ``run_chunk(state, n)``, ``evaluate(params, seeds, n_episodes)``,
+    all over the runs axis (seeds are ``uint32``; keys are made inside the programs).
+
+    :func:`train_many` always passes the learning rates (they are traced), so configs that
+    differ only in ``lr`` share their programs."""
+    cfg = cfg.replace(lr=1.0)
+    if (cfg, platform) not in _PROGRAMS:
+        if len(_PROGRAMS) >= 8:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        trainer = Trainer(cfg, runs_axis=RUNS_AXIS)
+        jit = partial(jax.jit, compiler_options=compiler_options(platform))
+        _PROGRAMS[cfg, platform] = (
+            trainer,
+            jit(jax.vmap(_seed_init(trainer))),
+            jit(jax.vmap(trainer.run, in_axes=(0, None), axis_name=RUNS_AXIS),
+                static_argnums=1),
+            jit(jax.vmap(lambda params, seed, n: trainer.evaluate(params, jax.random.key(seed),
+                                                                  n),
+                         in_axes=(0, 0, None), axis_name=RUNS_AXIS), static_argnums=2),
+        )
+    return _PROGRAMS[cfg, platform]
+
+
+def _seed_init(trainer: Trainer):
+    """``trainer.init`` from a seed (``uint32``) rather than a key."""
+    return lambda seed, lr: trainer.init(jax.random.key(seed), lr)
+
+
+class _CompileAhead:
+    """Programs compiling in background threads; :meth:`wait` before calling one, so that it is
+    not compiled twice (a jitted function called after its ``lower(...).compile()`` reuses the
+    compiled program)."""
+
+    def __init__(self, jobs: dict[tuple, Any]):
+        pool = ThreadPoolExecutor(max_workers=max(1, len(jobs)),
+                                  thread_name_prefix="reinforce-compile")
+        self._futures = {name: pool.submit(job) for name, job in jobs.items()}
+        pool.shutdown(wait=False)
+
+    def wait(self, name: tuple) -> None:
+        future = self._futures.pop(name, None)
+        if future is not None:
+            future.result()
+
+
+def _compile_ahead(cfg: TrainConfig, seeds, lrs, eval_seeds, devices: list, done: int
+                   ) -> _CompileAhead:
+    """Start compiling the chunk programs (one per chunk length still to run) and the
+    evaluation of :func:`train_many` for these (sharded) seeds and learning rates."""
+    _, init, run_chunk, evaluate = _programs(cfg, devices[0].platform)
+    state = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=seeds.sharding),
+        jax.eval_shape(init, seeds, lrs))
+    lengths = {min(cfg.chunk_updates, cfg.n_updates - d)
+               for d in range(done, cfg.n_updates, cfg.chunk_updates)}
+    jobs = {("chunk", n): partial(lambda n: run_chunk.lower(state, n).compile(), n)
+            for n in sorted(lengths)}
+    jobs[("evaluate",)] = lambda: evaluate.lower(state.params, eval_seeds,
+                                                 cfg.n_evaluation_episodes).compile()
+    return _CompileAhead(jobs)
+
+
+# --- checkpoints (the layout of ``reinforce.backend``) ------------------------------------------
+
+
+def state_arrays(host: TrainState, run: int) -> dict[str, np.ndarray]:
+    """Every array of run ``run`` of a stacked ``TrainState`` on the host (``to_host``: the key
+    as its raw data), by key path: ``params['params']['layers_0']['bias']``,
+    ``opt_state.mu[...]``, ``key`` (the raw key data), ``lr``, ``update``."""
+    leaves = jax.tree_util.tree_flatten_with_path(host)[0]
+    return {jax.tree_util.keystr(path)[1:]: np.asarray(leaf[run]) for path, leaf in leaves}
+
+
+def checkpoint_arrays(host: TrainState, chunks: list[Metrics], wall: list[float], n_runs: int
+                      ) -> dict[str, np.ndarray]:
+    """A checkpoint of :func:`train_many`: each run's state (on the host), metrics so far and
+    their wall times."""
+    series = {name: (np.concatenate([getattr(c, name) for c in chunks], axis=1) if chunks
+                     else np.zeros((n_runs, 0), np.float32)) for name in METRIC_NAMES}
+    out: dict[str, np.ndarray] = {}
+    for r in range(n_runs):
+        out.update(run_arrays(r, state_arrays(host, r),
+                              Metrics(**{k: v[r] for k, v in series.items()}), wall))
+    return out
+
+
+def restore(template: TrainState, checkpoint: TrainingCheckpoint, n_runs: int,
+            source: str = "the checkpoint") -> tuple[TrainState, list[Metrics], list[float]]:
+    """``(stacked state with raw key, [metrics so far], wall)`` from a checkpoint of
+    :func:`train_many`; every array is checked against ``template`` (shapes and dtypes of one
+    run's state, e.g. from ``jax.eval_shape``)."""
+    check_backend(checkpoint, "jax", source)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
+    names = [jax.tree_util.keystr(path)[1:] for path, _ in leaves]
+    runs = [run_series(checkpoint, r, source) for r in range(n_runs)]
+    if any(run is None for run in runs) or run_series(checkpoint, n_runs, source) is not None:
+        raise CheckpointError(f"{source} does not hold the state of exactly {n_runs} run(s)")
+    unexpected = sorted(set(runs[0].state) - set(names))
+    if unexpected:
+        raise CheckpointError(f"{source} holds arrays this JAX trainer does not have "
+                              f"({', '.join(unexpected[:3])}); a checkpoint of another version?")
+    values = [np.stack([take(run.state, name, source, leaf.shape, leaf.dtype) for run in runs])
+              for name, (_, leaf) in zip(names, leaves, strict=True)]
+    state = jax.tree_util.tree_unflatten(treedef, values)
+    walls = {len(run.wall) for run in runs}
+    done = len(runs[0].wall)
+    if walls != {done} or not (state.update == done).all():
+        raise CheckpointError(f"{source}: the runs' update counters and metrics disagree")
+    if checkpoint.progress.get("total_updates_done") != done:
+        raise CheckpointError(f"{source}: the update counter and the progress record disagree")
+    metrics = Metrics(*(np.stack([getattr(run.metrics, name) for run in runs])
+                        for name in METRIC_NAMES))
+    return state, ([metrics] if done else []), [float(w) for w in runs[0].wall]
+
+
+def check_finite(supervisor: Supervisor, host: TrainState, metrics: Metrics, n_runs: int,
+                 done: int, n_updates: int) -> None:
+    """Raise the supervisor's non-finite error if a chunk left a non-finite loss, weight or
+    optimizer moment (the gradients go into the moments) in any run (``host``: the state on the
+    host, from ``to_host``)."""
+    bad = ~np.isfinite(metrics.policy_loss)  # [runs, n]
+    if bad.any():
+        u = int(bad.any(axis=0).argmax())
+        raise supervisor.non_finite("policy loss", f"update {done + u + 1}/{n_updates}",
+                                    int(bad[:, u].argmax()))
+    n = metrics.policy_loss.shape[1]
+    for what, tree in (("weight", host.params), ("gradient (Adam moment)", host.opt_state)):
+        leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+        found = first_non_finite({jax.tree_util.keystr(p): x[:n_runs] for p, x in leaves})
+        if found is not None:
+            name, run = found
+            raise supervisor.non_finite(f"{what} {name}",
+                                        f"updates {done + 1}-{done + n}/{n_updates}", run)
+
+
+def _state_template(trainer: Trainer) -> TrainState:
+    """Shapes and dtypes of one run's state as a checkpoint stores it (the key as its raw data).
+    """
+
+    def init(seed, lr):
+        state = _seed_init(trainer)(seed, lr)
+        return state._replace(key=jax.random.key_data(state.key))
+
+    return jax.eval_shape(init, jax.ShapeDtypeStruct((), jnp.uint32),
+                          jax.ShapeDtypeStruct((), jnp.float32))
+
+
+def check_checkpoint(cfg: TrainConfig, seeds: list[int], lrs: list[float],
+                     checkpoint: TrainingCheckpoint, source: str = "the checkpoint") -> None:
+    """Raise ``CheckpointError`` unless :func:`train_many` can resume ``checkpoint`` (this
+    compiles and runs nothing: the template comes from ``jax.eval_shape``)."""
+    restore(_state_template(Trainer(cfg)), checkpoint, len(seeds), source)
