@@ -250,6 +250,10 @@ class Backend(Protocol):
     def describe_devices(self, device: str, n_runs: int) -> str:
         """Where ``n_runs`` runs would train, e.g. "2 CPU devices" or "cuda"."""
 
+    def memory(self, cfg: TrainConfig, n_runs: int, device: str):
+        """The memory ``n_runs`` runs would need on ``device``: a ``reinforce.memory.Estimate``
+        (from shapes only; nothing is allocated or compiled)."""
+
     def train_many(self, cfg: TrainConfig, seeds: list[int], lrs: list[float], *,
                    supervisor: Supervisor | None = None,
                    on_progress: Callable[[int, float], None] | None = None,

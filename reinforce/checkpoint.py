@@ -8,8 +8,10 @@ Files are written atomically (a temporary file in the same folder, then a rename
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +24,58 @@ class CheckpointError(ValueError):
     """A run folder or weights file that cannot be used; the message says which and why."""
 
 
+class DiskFullError(OSError):
+    """A file could not be written for want of space; the message names the file and the free
+    space. The file written before, if any, is untouched (writes are atomic)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        super().__init__(errno.ENOSPC, f"no space left on the device to write {self.path} "
+                                       f"({_free_space(self.path)} free there)")
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _free_space(path: Path) -> str:
+    for folder in (path.parent, *path.parents):
+        try:
+            free = shutil.disk_usage(folder).free
+        except OSError:
+            continue
+        for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+            if free >= size:
+                return f"{free / size:.1f} {unit}"
+        return f"{free} bytes"
+    return "unknown"
+
+
+def disk_full(exc: OSError, path: Path | str) -> OSError:
+    """``exc`` as a :class:`DiskFullError` when it says the disk (or a quota) is full."""
+    if isinstance(exc, DiskFullError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    return DiskFullError(exc.filename or path)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """``data`` to ``path`` through a temporary file in the same folder, flushed and renamed
+    over it: a crash, a kill or a full disk never leaves a half-written file, and the file
+    written before stays as it was. A full disk raises :class:`DiskFullError`."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise disk_full(exc, path) from None
         raise
 
 

@@ -6,11 +6,14 @@ import argparse
 import dataclasses
 import json
 import math
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from reinforce.envs import ENV_IDS
 from reinforce.returns import BASELINES
@@ -24,6 +27,10 @@ SEGMENT_BLOCK = 64
 #: Segment mode: the discounted weight (relative to the step's own reward) of the rewards that a
 #: learned step's return may miss because the segment ended; sets how many steps are not learned.
 SEGMENT_TOLERANCE = 0.01
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
 def segment_cut(gamma: float) -> int:
@@ -136,11 +143,11 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.env_id not in ENV_IDS:
             raise ConfigError(f"unknown env {self.env_id!r}; choose one of {', '.join(ENV_IDS)}")
-        if not self.hidden_sizes or any(int(h) < 1 for h in self.hidden_sizes):
+        if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             raise ConfigError(f"hidden sizes must be positive integers, got {self.hidden_sizes}")
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
         if not (self.lr > 0) or self.lr == float("inf"):
             raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
         if not (0.0 <= self.gamma <= 1.0):
@@ -163,6 +170,26 @@ class TrainConfig:
         if self.lr_warmup >= self.n_updates:
             raise ConfigError(f"lr_warmup ({self.lr_warmup} updates) must be shorter than the "
                               f"training ({self.n_updates} updates)")
+
+    def _check_types(self) -> None:
+        """Every field has its type (a config.json may hold anything): integers are integers,
+        numbers are real numbers (stored as float), switches are booleans."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and not _is_int(value):
+                raise ConfigError(f"{f.name} must be an integer, got {value!r}")
+            if f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                    raise ConfigError(f"{f.name} must be a number, got {value!r}")
+                object.__setattr__(self, f.name, float(value))
+            if f.type == "bool" and not isinstance(value, bool | np.bool_):
+                raise ConfigError(f"{f.name} must be true or false, got {value!r}")
+            if f.type == "str" and not isinstance(value, str):
+                raise ConfigError(f"{f.name} must be a string, got {value!r}")
+        hidden = self.hidden_sizes
+        if not isinstance(hidden, tuple | list) or not all(_is_int(h) for h in hidden):
+            raise ConfigError(f"hidden sizes must be positive integers, got {hidden!r}")
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in hidden))
 
     def _check_segments(self) -> None:
         n = int(self.segment_steps)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import numpy as np
 
-from reinforce.backend import Supervisor, TrainResult
+from reinforce import memory
+from reinforce.backend import METRIC_NAMES, Supervisor, TrainResult
 from reinforce.checkpoint import TrainingCheckpoint
-from reinforce.config import TrainConfig
+from reinforce.config import SEGMENT_BLOCK, TrainConfig
 from reinforce_jax import run
 from reinforce_jax.algorithm import Trainer
 from reinforce_jax.devices import compiler_options, platform_devices, run_devices
@@ -29,6 +32,43 @@ class JaxBackend:
         n = len(devices)
         procs = f" of {jax.process_count()} processes" if jax.process_count() > 1 else ""
         return f"{n} {devices[0].platform.upper()} device{'s' if n > 1 else ''}{procs}"
+
+    def memory(self, cfg: TrainConfig, n_runs: int, device: str) -> memory.Estimate:
+        """Everything lives on the runs' devices (per device: its share of the runs), but the
+        metrics of every update, which the run loop keeps on the host."""
+        devices = run_devices(n_runs, device)
+        where = "host" if devices[0].platform == "cpu" else str(devices[0])
+        share = math.ceil(n_runs / len(devices))
+        trainer = Trainer(cfg)
+        env, obs = trainer.env, trainer.env.observation_size
+        B = cfg.batch_episodes
+        if cfg.segment_steps:
+            steps, chunk = cfg.segment_steps, SEGMENT_BLOCK
+        else:
+            chunk = trainer.chunk_len
+            steps = math.ceil(trainer.horizon / chunk) * chunk
+        state = memory.env_state_bytes(env, trainer.env_params)
+        # a step of the rollout: obs, action, reward, return, weight (4 bytes each), two masks
+        step = (obs + 4) * memory.WORD + 2
+        hidden = 2 * sum(cfg.hidden_sizes) * memory.WORD  # a step's activations, before and after
+        n_params = memory.params_count(obs, cfg.hidden_sizes, env.num_actions)
+        rollout, activations = memory.options(cfg)
+        return memory.Estimate((
+            memory.Part("parameters with gradients and Adam moments", where,
+                        share * 4 * n_params * memory.WORD, "--hidden", share),
+            # the rollout twice: the loop's buffer and its copy
+            memory.Part("rollout of an update", where, share * 2 * steps * B * step, rollout,
+                        share),
+            # the gradient runs chunk by chunk
+            memory.Part("hidden activations of a chunk", where, share * chunk * B * hidden,
+                        activations, share),
+            memory.Part("env states", where, share * 2 * B * state, "--batch-episodes", share),
+            memory.Part("evaluation", where, share * cfg.n_evaluation_episodes
+                        * (2 * state + (obs + 2) * memory.WORD), "--eval-episodes", share),
+            memory.Part("metrics of every update", "host",
+                        n_runs * cfg.n_updates * (len(METRIC_NAMES) * memory.WORD + 8),
+                        "--episodes", n_runs),
+        ))
 
     def train_many(self, cfg: TrainConfig, seeds: list[int], lrs: list[float], *,
                    supervisor: Supervisor | None = None, on_progress=None,

@@ -15,6 +15,7 @@ import io
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,15 @@ from reinforce.app.session import (
     stop_on_sigint,
 )
 from reinforce.app.video import DEFAULT_FPS, VideoError, record_run
-from reinforce.backend import TrainingError, TrainingStopped
+from reinforce.backend import Backend, TrainingError, TrainingStopped
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
     PROGRESS_NAME,
     STATE_NAME,
     CheckpointError,
+    DiskFullError,
     TrainingCheckpoint,
+    disk_full,
     load_checkpoint,
     make_writable_dir,
     read_json,
@@ -54,6 +57,7 @@ from reinforce.config import (
 )
 from reinforce.envs import ENV_IDS, UnknownEnvError, make
 from reinforce.evaluation import certification_line, summarize
+from reinforce.memory import TooBigError
 from reinforce_jax.devices import init_distributed, use_compile_cache, use_host_cores
 
 
@@ -278,6 +282,33 @@ def _start_jax() -> None:
     use_compile_cache()
 
 
+@dataclass(frozen=True)
+class TrainPlan:
+    """A new training, checked before anything is written, allocated or compiled."""
+
+    backend: Backend
+    cfg: TrainConfig
+    lrs: list[float]
+    first_seed: int
+    n_seeds: int
+    memory_note: str | None  # for the start-up line when the training is large
+
+    def specs(self) -> list[RunSpec]:
+        return [RunSpec(self.first_seed + i, lr) for lr in self.lrs for i in range(self.n_seeds)]
+
+
+def plan_train(args: argparse.Namespace) -> TrainPlan:
+    """The backend, the config, the device and the memory the runs need, all checked (a
+    one-line ``UsageError`` or ``ConfigError`` otherwise); nothing is written."""
+    backend = backends.get(args.backend if args.backend is not None else "jax")
+    cfg, lrs = config_from_args(args)
+    backend.check_device(args.device)
+    first = args.seed if args.seed is not None else 0
+    n_seeds = args.seeds if args.seeds is not None else 1
+    note = backend.memory(cfg, n_seeds * len(lrs), args.device).check()
+    return TrainPlan(backend, cfg, lrs, first, n_seeds, note)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     _start_jax()
     process = _join_processes(args)
@@ -287,27 +318,38 @@ def cmd_train(args: argparse.Namespace) -> int:
         opened = _open_resume(args)
         if opened is None:
             return 0
-        folder, checkpoint = opened
-    else:
-        backends.get(args.backend or "jax").check_device(args.device)
-        folder = _new_folder(args)
+        folder, checkpoint, note = opened
+        return _train(args, folder, checkpoint, note)
+    plan = plan_train(args)
+    folder = _new_folder(args, plan)
+    try:
         folder.write_config()
-        checkpoint = None
-    return _train(args, folder, checkpoint)
+        return _train(args, folder, None, plan.memory_note)
+    except NotStarted as exc:  # nothing was trained: the refused start leaves nothing behind
+        shutil.rmtree(folder.path, ignore_errors=True)
+        raise exc.__cause__ from None
+    except OSError as exc:  # the config could not be written
+        shutil.rmtree(folder.path, ignore_errors=True)
+        error = disk_full(exc, folder.path / "config.json")
+        if isinstance(error, DiskFullError):
+            raise error from None
+        raise UsageError(f"cannot write to output folder {folder.path}: {exc.strerror}"
+                         ) from None
 
 
-def _new_folder(args: argparse.Namespace, path: Path | None = None) -> RunFolder:
-    """The run folder the train options describe, at ``path`` or else at ``--out`` (checked
-    and created); its config is not written yet."""
-    backend = backends.get(args.backend if args.backend is not None else "jax").name
-    cfg, lrs = config_from_args(args)
-    first = args.seed if args.seed is not None else 0
-    n_seeds = args.seeds if args.seeds is not None else 1
-    specs = [RunSpec(first + i, lr) for lr in lrs for i in range(n_seeds)]
+class NotStarted(Exception):
+    """Training failed before its first update (its cause is the error to report)."""
+
+
+def _new_folder(args: argparse.Namespace, plan: TrainPlan, path: Path | None = None
+                ) -> RunFolder:
+    """The run folder of a planned training, at ``path`` or else at ``--out`` (checked and
+    created); its config is not written yet."""
+    backend, cfg = plan.backend.name, plan.cfg
     if path is None:
         path = _prepare_out(args.out, cfg, backend)
     env, _ = make(cfg.env_id)
-    return RunFolder(path, cfg, backend, specs, env.observation_size, env.num_actions)
+    return RunFolder(path, cfg, backend, plan.specs(), env.observation_size, env.num_actions)
 
 
 def _train_other_process(args: argparse.Namespace, process: int) -> int:
@@ -315,7 +357,7 @@ def _train_other_process(args: argparse.Namespace, process: int) -> int:
     writes nothing; the run folder is process 0's (its files go to a temporary folder)."""
     scratch = Path(tempfile.mkdtemp(prefix=f"reinforce-process-{process}-"))
     try:
-        folder = _new_folder(args, scratch / "run")
+        folder = _new_folder(args, plan_train(args), scratch / "run")
         make_writable_dir(folder.path)
         folder.write_config()
         args.quiet = True
@@ -332,11 +374,14 @@ def _train_other_process(args: argparse.Namespace, process: int) -> int:
     return 0
 
 
-def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoint] | None:
-    """The run folder and checkpoint to continue; None (after a message) if it is finished.
+def _open_resume(args: argparse.Namespace
+                 ) -> tuple[RunFolder, TrainingCheckpoint, str | None] | None:
+    """The run folder and checkpoint to continue, and the memory note; None (after a message)
+    if it is finished.
 
     Everything is checked before anything is written: conflicting options, a missing or
-    corrupt run folder or checkpoint, a checkpoint of another backend or config, the device.
+    corrupt run folder or checkpoint, a checkpoint of another backend or config, the device and
+    the memory.
     """
     given = [flag for dest, flag in train_settings() if getattr(args, dest) is not None]
     if given:
@@ -363,11 +408,17 @@ def _open_resume(args: argparse.Namespace) -> tuple[RunFolder, TrainingCheckpoin
     except OSError as exc:
         raise UsageError(f"cannot write to run folder {path}: {exc.strerror}") from None
     backend.check_device(args.device)
-    return folder, checkpoint
+    note = backend.memory(folder.cfg, len(folder.runs), args.device).check()
+    return folder, checkpoint, note
 
 
-def _train(args: argparse.Namespace, folder: RunFolder,
-           checkpoint: TrainingCheckpoint | None, announce: bool = True) -> int:
+def _train(args: argparse.Namespace, folder: RunFolder, checkpoint: TrainingCheckpoint | None,
+           memory_note: str | None = None, announce: bool = True) -> int:
+    """Train the runs of ``folder`` (from ``checkpoint`` if given) and write the results.
+
+    An error before the first update of a new run is raised as :class:`NotStarted`; a full
+    disk during training is a ``TrainingError`` that says which checkpoint is kept and how to
+    resume."""
     cfg, specs, out = folder.cfg, folder.runs, folder.path
     backend = backends.get(folder.backend)
     total = backends.total_updates(backend, cfg, len(specs))
@@ -382,9 +433,10 @@ def _train(args: argparse.Namespace, folder: RunFolder,
         else:
             budget = (f"{cfg.n_training_episodes} episodes, {cfg.n_updates} updates of "
                       f"{cfg.batch_episodes} episode(s) each")
+        memory = f"; memory: {memory_note}" if memory_note else ""
         print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend.name}"
-              f" on {backend.describe_devices(args.device, len(specs))} ({budget}) -> {out}",
-              file=sys.stderr)
+              f" on {backend.describe_devices(args.device, len(specs))} ({budget}{memory}) -> "
+              f"{out}", file=sys.stderr)
     elif announce:
         print(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend.name} "
               f"in {out} at {checkpoint.progress.get('at', f'update {start_at}')}",
@@ -395,7 +447,10 @@ def _train(args: argparse.Namespace, folder: RunFolder,
     bar = tqdm(total=total, initial=start_at, unit="upd", disable=args.quiet,
                dynamic_ncols=True, file=sys.stderr)
 
+    progress = {"done": start_at}
+
     def on_progress(done: int, recent: float) -> None:
+        progress["done"] = done
         bar.n = done
         bar.set_postfix_str(f"avg return {recent:.1f}")
 
@@ -404,17 +459,22 @@ def _train(args: argparse.Namespace, folder: RunFolder,
             result = backend.train_many(cfg, [s.seed for s in specs], [s.lr for s in specs],
                                         supervisor=session, on_progress=on_progress,
                                         device=args.device)
+        wall_seconds = session.wall_seconds()
+        results = [summarize(r) for r in result.eval_returns]
+        best = folder.write_eval([r.to_dict() for r in results], wall_seconds,
+                                 cfg.n_evaluation_episodes)
+        folder.write_weights(result.weights, best)
+        folder.write_metrics(result.metrics, result.wall)
+        folder.plot(result.metrics)
+        session.finished()
+    except (TrainingStopped, TrainingError):
+        raise
+    except Exception as exc:
+        if checkpoint is None and progress["done"] == 0:
+            raise NotStarted() from _one_line(exc)
+        raise _one_line(exc, session) from None
     finally:
         bar.close()
-    wall_seconds = session.wall_seconds()
-
-    results = [summarize(r) for r in result.eval_returns]
-    best = folder.write_eval([r.to_dict() for r in results], wall_seconds,
-                             cfg.n_evaluation_episodes)
-    folder.write_weights(result.weights, best)
-    folder.write_metrics(result.metrics, result.wall)
-    folder.plot(result.metrics)
-    session.finished()
     for spec, res in zip(specs, results, strict=True):
         mark = "  <- best" if len(specs) > 1 and res is results[best] else ""
         print(f"seed {spec.seed} lr {spec.lr:g}: {certification_line(cfg.env_id, res)}{mark}")
@@ -424,6 +484,25 @@ def _train(args: argparse.Namespace, folder: RunFolder,
         print(f"{n_ok}/{len(specs)} runs reach the certification score {threshold:g}")
     print(f"wall time {wall_seconds:.1f} s; run folder {out}")
     return 0
+
+
+def _one_line(exc: Exception, session: Session | None = None) -> Exception:
+    """An error of training as one of the CLI's one-line errors: a full disk (exit 1; with a
+    ``session``, which checkpoint is kept and how to resume), memory exhausted on a device
+    (exit 2: the input was too big); other errors as they are."""
+    kept = ""
+    if session is not None and session.last_saved is not None:
+        kept = (f"; the last good checkpoint ({session.last_saved_label}) is kept; once there "
+                f"is space, resume with: {session.resume_command}")
+    full = disk_full(exc, "?") if isinstance(exc, OSError) else None
+    if isinstance(full, DiskFullError):
+        return TrainingError(f"{full}{kept}")
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text:
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        return TooBigError(f"out of memory: {first[:300]}; train with smaller settings (the "
+                           "largest parts of the memory estimate are in the README)")
+    return exc
 
 
 def _refuse_unfinished(path: Path) -> None:
@@ -486,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError, UnknownEnvError, CheckpointError) as exc:
         print(f"reinforce: error: {exc}", file=sys.stderr)
         return 2
-    except TrainingError as exc:  # the input was fine, training went wrong (non-finite)
+    except (TrainingError, DiskFullError) as exc:  # the input was fine: non-finite, disk full
         print(f"reinforce: error: {exc}", file=sys.stderr)
         return 1
     except (HubError, VideoError) as exc:  # push/record: 2 for the input, 1 for Hub/network

@@ -34,7 +34,7 @@ from reinforce.app.backends import BACKENDS
 from reinforce.app.evaluation import evaluate_run
 from reinforce.app.runs import RunFolder
 from reinforce.app.video import DEFAULT_FPS, VideoError, default_max_frames, record_policy
-from reinforce.checkpoint import make_writable_dir
+from reinforce.checkpoint import disk_full, make_writable_dir
 from reinforce.config import CERTIFICATION
 from reinforce.evaluation import EvalResult, certification_line
 
@@ -338,7 +338,8 @@ def push(run_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Pa
         build_folder(folder, out, evaluation, repo_id or PLACEHOLDER_REPO_ID, fps=fps,
                      max_frames=max_frames, device=device)
     except (OSError, VideoError) as exc:
-        raise HubError(f"could not build the Hub folder ({exc}); what was written is kept at "
+        why = disk_full(exc, out) if isinstance(exc, OSError) else exc
+        raise HubError(f"could not build the Hub folder ({why}); what was written is kept at "
                        f"{out}") from None
     if dry_run:
         echo(f"dry run: built {out} ({', '.join(HUB_FILES)}); nothing uploaded")

@@ -115,8 +115,8 @@ class Session(Supervisor):
              status: str = "running") -> None:
         """Write a checkpoint of ``arrays()`` (called only when there is a checkpoint folder);
         ``label`` says where training is, e.g. "update 40/100"."""
-        super().save(arrays, total_done, label, status)
         if self.directory is None:
+            super().save(arrays, total_done, label, status)
             return
         progress = {
             "format": CHECKPOINT_FORMAT,
@@ -129,6 +129,7 @@ class Session(Supervisor):
             "config": self.identity,
         }
         save_checkpoint(self.directory, arrays(), progress)
+        super().save(arrays, total_done, label, status)  # saved: the last good one
 
     def stopped(self, label: str) -> TrainingStopped:
         """The exception to raise once the checkpoint of a stop is saved."""

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from reinforce.app.runs import RunFolder
+from reinforce.checkpoint import disk_full
 from reinforce.envs import horizon, make
 
 DEFAULT_FPS = 30
@@ -153,7 +154,7 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
                     break
             n_frames = video.n_frames
     except OSError as exc:  # the disk, or the ffmpeg process
-        raise VideoError(f"could not write the video {out}: {exc}") from None
+        raise VideoError(f"could not write the video {out}: {disk_full(exc, out)}") from None
     return Replay(out, n_frames, steps, total, over)
 
 

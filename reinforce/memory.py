@@ -1,0 +1,148 @@
+"""How much memory a training needs, estimated before anything is allocated or compiled.
+
+A backend adds up :class:`Part` s (``Backend.memory``): the parameters with their gradients
+and Adam moments, the rollout of one update, the envs' states, the evaluation, the metrics it
+keeps. Each part lives somewhere (the host's memory, or an accelerator's) and names the option
+that shrinks it. :func:`check` compares every place's sum with what it has free, less a
+headroom, and refuses a training that would not fit, in one line.
+
+Sizes come from shapes only (``jax.eval_shape`` for an env's state): nothing is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from reinforce.config import ConfigError
+from reinforce.envs import Environment
+
+#: The share of a place's free memory a training may plan to use.
+HEADROOM = 0.8
+#: Above this share of what it may use, the start-up line says how much a training needs.
+LARGE = 0.25
+#: Bytes of a float32 or int32.
+WORD = 4
+
+
+@dataclass(frozen=True)
+class Part:
+    """One item of an estimate: what it is, where it lives, its size and the option to lower."""
+
+    what: str
+    where: str  # "host" or an accelerator's name, e.g. "cuda:0"
+    bytes: float
+    option: str
+    runs: int = 1  # how many runs' copies ``bytes`` counts (runs side by side on one device)
+
+
+class TooBigError(ConfigError):
+    """A training that would not fit in memory (one line, exit 2)."""
+
+
+def options(cfg) -> tuple[str, str]:
+    """The options that shrink an update's rollout, and its hidden activations."""
+    length = "--segment-steps" if cfg.segment_steps else "--max-t"
+    return f"--batch-episodes or {length}", f"--hidden, --batch-episodes or {length}"
+
+
+def params_count(observation_size: int, hidden_sizes, num_actions: int) -> int:
+    """Weights and biases of the MLP."""
+    widths = (observation_size, *hidden_sizes, num_actions)
+    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+
+def env_state_bytes(env: Environment, params) -> int:
+    """Bytes of one env's state (from its shapes: nothing is allocated)."""
+    _, state = jax.eval_shape(env.reset, jax.ShapeDtypeStruct((2,), np.uint32), params)
+    return sum(math.prod(leaf.shape) * np.dtype(leaf.dtype).itemsize
+               for leaf in jax.tree.leaves(state))
+
+
+def free_bytes(where: str) -> float | None:
+    """Free memory of a place: the host's available memory, or an accelerator's free memory as
+    its framework reports it (None when unknown)."""
+    if where == "host":
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+        except OSError:
+            pass
+        try:
+            return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return _accelerator_free(where)
+
+
+def _accelerator_free(where: str) -> float | None:
+    for device in jax.devices():
+        if str(device) == where or f"{device.platform}:{device.id}" == where:
+            stats = device.memory_stats() or {}
+            if "bytes_limit" in stats:
+                return float(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    if where.startswith("cuda"):
+        import torch  # only asked about a torch device, so torch is there
+
+        free, _ = torch.cuda.mem_get_info(torch.device(where))
+        return float(free)
+    return None
+
+
+def format_bytes(n: float) -> str:
+    if n >= 1e18:
+        return f"{n:.1e} bytes"
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The parts of a training's memory, by place."""
+
+    parts: tuple[Part, ...]
+
+    def total(self, where: str) -> float:
+        return sum(p.bytes for p in self.parts if p.where == where)
+
+    def places(self) -> list[str]:
+        return sorted({p.where for p in self.parts})
+
+    def check(self, free=free_bytes) -> str | None:
+        """Raise :class:`TooBigError` (one line naming the estimate, the limit and the option
+        to lower) if a place would not hold its parts; a note for the start-up line when a
+        training is large but fits, else None. When one run's share would fit, the option to
+        lower is the number of runs trained side by side."""
+        notes = []
+        for where in self.places():
+            need, have = self.total(where), free(where)
+            if have is None:
+                continue
+            limit = HEADROOM * have
+            parts = sorted((p for p in self.parts if p.where == where), key=lambda p: -p.bytes)
+            if need > limit:
+                listed = ", ".join(f"{p.what} {format_bytes(p.bytes)}" for p in parts[:3])
+                one_run = sum(p.bytes / p.runs for p in parts)
+                lower = (parts[0].option if one_run > limit or parts[0].runs == 1
+                         else f"the number of runs ({parts[0].runs:,}): --seeds, or fewer "
+                              "--lr values")
+                raise TooBigError(
+                    f"training would need about {format_bytes(need)} of {_place(where)} "
+                    f"({listed}), more than the {format_bytes(limit)} it can use "
+                    f"({HEADROOM:.0%} of {format_bytes(have)} free); lower {lower}")
+            if need > LARGE * limit:
+                notes.append(f"about {format_bytes(need)} of the {format_bytes(limit)} of "
+                             f"{_place(where)} it can use")
+        return "; ".join(notes) or None
+
+
+def _place(where: str) -> str:
+    return "host memory" if where == "host" else f"{where} memory"
