@@ -51,6 +51,10 @@ MAX_TERRAIN = 64
 _W, _H = 48, 48  # the real game's (default) screen size
 _SPEED = 0.0004 * _W  # px per ms
 
+#: Colours of the screen: the blocks and terrain (green) and the player (white).
+GREEN = np.array([120, 240, 80], np.uint8)
+WHITE = np.array([255, 255, 255], np.uint8)
+
 
 def _static(default: Any) -> Any:
     return struct.field(pytree_node=False, default=default)
@@ -466,10 +470,8 @@ class Pixelcopter(Environment[PixelcopterState, PixelcopterParams]):
         green = box(block_rects(state, params), state.block_valid) | box(
             terrain_rects(state, params), state.terrain_valid, params.terrain_image_gap
         )
-        colour = jnp.array([120, 240, 80], jnp.uint8)
-        white = jnp.array([255, 255, 255], jnp.uint8)
-        frame = jnp.where(player[..., None], white, jnp.zeros(3, jnp.uint8))
-        return jnp.where(green[..., None], colour, frame)
+        frame = jnp.where(player[..., None], jnp.asarray(WHITE), jnp.zeros(3, jnp.uint8))
+        return jnp.where(green[..., None], jnp.asarray(GREEN), frame)
 
 
 # ----------------------------------------------------------------------------------------
@@ -524,7 +526,7 @@ def state_from_snapshot(
 
 
 __all__ = [
-    "MAX_BLOCKS", "MAX_TERRAIN", "Pixelcopter", "PixelcopterParams", "PixelcopterState",
+    "GREEN", "MAX_BLOCKS", "MAX_TERRAIN", "Pixelcopter", "PixelcopterParams", "PixelcopterState",
     "block_rects", "observation", "observation_f", "player_rect", "round_half_away",
-    "state_from_snapshot", "terrain_rects",
+    "state_from_snapshot", "terrain_rects", "WHITE",
 ]

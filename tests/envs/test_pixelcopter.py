@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import reinforce  # noqa: F401  (registers Pixelcopter-PLE-v0)
 from reinforce.envs.pixelcopter import (
     MAX_BLOCKS,
     MAX_TERRAIN,
@@ -275,32 +273,3 @@ def test_render_initial_state():
     bx = int(s.block_x[0])
     assert bx >= 48
 
-
-def test_gymnasium_make():
-    env = gymnasium.make("Pixelcopter-PLE-v0", render_mode="rgb_array")
-    try:
-        assert env.action_space == gymnasium.spaces.Discrete(2)
-        assert env.observation_space.shape == (7,)
-        obs, info = env.reset(seed=0)
-        assert obs.shape == (7,) and obs.dtype == np.float32 and info == {}
-        assert obs[0] == 24.0 and obs[1] == 0.0
-        frame = env.render()
-        assert frame.shape == (48, 48, 3) and frame.dtype == np.uint8
-        assert frame.any(), "frame after reset must show the initial state, not black"
-        base = env.unwrapped
-        np.testing.assert_array_equal(frame, np.asarray(_render(base.state, PARAMS)))
-        total, steps = 0.0, 0
-        terminated = truncated = False
-        while not (terminated or truncated):
-            obs, reward, terminated, truncated, info = env.step(1)
-            assert obs.shape == (7,) and obs.dtype == np.float32
-            assert isinstance(reward, float) and isinstance(terminated, bool)
-            total += reward
-            steps += 1
-        assert 18 <= steps <= 24 and not truncated
-        assert env.render().shape == (48, 48, 3)
-        # Same seed, same episode.
-        obs2, _ = env.reset(seed=0)
-        np.testing.assert_array_equal(obs2, env.reset(seed=0)[0])
-    finally:
-        env.close()
