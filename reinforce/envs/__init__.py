@@ -55,17 +55,20 @@ def horizon(env_params: Any, max_t: int) -> int:
 
 
 def register() -> None:
-    """Register ``Pixelcopter-PLE-v0`` (and our JAX CartPole as ``reinforce/CartPole-v1``)."""
+    """Register ``Pixelcopter-PLE-v0`` (and our CartPole as ``reinforce/CartPole-v1``) with
+    gymnasium: ``gymnasium.make`` gives the host env, ``gymnasium.make_vec`` the vector env."""
     import gymnasium
 
     if "Pixelcopter-PLE-v0" not in gymnasium.registry:
         gymnasium.register(
-            "Pixelcopter-PLE-v0", entry_point="reinforce.envs.gym_wrapper:PixelcopterEnv"
+            "Pixelcopter-PLE-v0", entry_point="reinforce.envs.gym_wrapper:PixelcopterEnv",
+            vector_entry_point="reinforce.envs.vector:PixelcopterVectorEnv",
         )
     if "reinforce/CartPole-v1" not in gymnasium.registry:
         gymnasium.register(
             "reinforce/CartPole-v1",
             entry_point="reinforce.envs.gym_wrapper:CartPoleEnv",
+            vector_entry_point="reinforce.envs.vector:CartPoleVectorEnv",
             max_episode_steps=None,
         )
 
