@@ -12,14 +12,20 @@ env's next episode: it returns the new episode's first observation, reward 0 and
 and ignores the env's action. ``reset(options={"reset_mask": mask})`` starts new episodes in
 the envs where ``mask`` is True only.
 
-Random numbers: every env has its own JAX key; ``reset(seed=s)`` derives the N keys from
-``s`` (or from ``s[i]`` for a list of N seeds), so the same seed and actions give the same
-steps. ``reset()`` without a seed draws one from the vector env's ``np_random``.
+Random numbers: every env has its own JAX key, folded with the number of the step for each
+step; ``reset(seed=s)`` derives the N keys from ``s`` (or from ``s[i]`` for a list of N
+seeds), so the same seed and actions give the same steps. ``reset()`` without a seed draws one
+from the vector env's ``np_random``.
+
+The step is the env's :meth:`~reinforce.envs.core.Environment.autoreset_step`: for
+Pixelcopter, every env advances and only the few that restart or spawn something draw random
+numbers; the same numbers as its ``step`` and ``reset`` env by env.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium
@@ -28,23 +34,14 @@ import jax.numpy as jnp
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from jax import lax
 
-from reinforce.envs.core import Environment
-
-
-def _where(mask: jax.Array, a: Any, b: Any) -> Any:
-    """``a`` in the envs where ``mask`` (``bool[N]``) is True, else ``b``: trees of ``[N, ...]``."""
-    def pick(x, y):
-        return jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y)
-
-    return jax.tree.map(pick, a, b)
+from reinforce.envs.core import Environment, where_rows
 
 
-def _split(keys: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Each env's key -> (its next key, a key for this call)."""
-    pairs = jax.vmap(jax.random.split)(keys)
-    return pairs[:, 0], pairs[:, 1]
+def step_keys(keys: jax.Array, t: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """``keys_of(idx)``: the keys of the envs ``idx`` for the vector env's step ``t``, each
+    env's own key folded with ``t`` (computed for the envs that need one only)."""
+    return lambda idx: jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys[idx], t)
 
 
 class _Programs:
@@ -52,54 +49,38 @@ class _Programs:
 
     def __init__(self, env: Environment, params: Any, num_envs: int):
         self.env, self.params, self.n = env, params, num_envs
-        #: At most this many new episodes per step go through the cheap path (resetting only
-        #: them); more, and every env is reset and the new ones are picked.
-        self.few = max(1, -(-num_envs // 4))
+        #: The envs that need it get a new episode (Pixelcopter: their random draws) this
+        #: many at a time: a 16th of the envs.
+        self.size = -(-num_envs // 16)
         self.reset = jax.jit(self._reset)
         self.reset_where = jax.jit(self._reset_where, donate_argnums=0)
         self.step = jax.jit(self._step, donate_argnums=0)
         self.render = jax.jit(jax.vmap(env.render, in_axes=(0, None)))
 
+    # The carry: (keys, t, state, done): each env's own key, the steps since the reset (step
+    # t's keys are the keys folded with t), the envs' states, and which episodes just ended.
+
     def _reset(self, keys):
-        keys, sub = _split(keys)
+        t = jnp.zeros((), jnp.uint32)
+        sub = step_keys(keys, t)(jnp.arange(self.n))
         obs, state = jax.vmap(self.env.reset, in_axes=(0, None))(sub, self.params)
-        return (keys, state, jnp.zeros(self.n, bool)), obs
+        return (keys, t + 1, state, jnp.zeros(self.n, bool)), obs
 
     def _reset_where(self, carry, keys, mask):
-        (keys_new, state_new, _), obs_new = self._reset(keys)
-        keys_old, state_old, done = carry
-        obs = jnp.zeros_like(obs_new)  # the caller keeps the others' observations
-        return ((_where(mask, keys_new, keys_old), _where(mask, state_new, state_old),
-                 done & ~mask), _where(mask, obs_new, obs))
-
-    def _restart(self, keys, restart, obs, state):
-        """New episodes (from ``keys``) where ``restart``; ``obs``, ``state`` elsewhere."""
-        reset = jax.vmap(self.env.reset, in_axes=(0, None))
-
-        def few(_):
-            idx = jnp.nonzero(restart, size=self.few, fill_value=self.n)[0]
-            fresh_obs, fresh = reset(keys[jnp.minimum(idx, self.n - 1)], self.params)
-            def put(old, new):
-                return old.at[idx].set(new, mode="drop")
-
-            return put(obs, fresh_obs), jax.tree.map(put, state, fresh)
-
-        def every(_):
-            fresh_obs, fresh = reset(keys, self.params)
-            return _where(restart, fresh_obs, obs), _where(restart, fresh, state)
-
-        return lax.cond(restart.sum() <= self.few, few, every, None)
+        keys_old, t, state_old, done = carry
+        keys = where_rows(mask, keys, keys_old)
+        obs, state = jax.vmap(self.env.reset, in_axes=(0, None))(
+            step_keys(keys, t)(jnp.arange(self.n)), self.params)
+        obs = jnp.where(mask[:, None], obs, 0)  # the caller keeps the others' observations
+        return (keys, t + 1, where_rows(mask, state, state_old), done & ~mask), obs
 
     def _step(self, carry, actions):
-        keys, state, done = carry
-        keys, sub = _split(keys)
-        obs, state, reward, terminated, truncated, _ = jax.vmap(
-            self.env.step, in_axes=(0, 0, 0, None))(sub, state, actions, self.params)
+        keys, t, state, done = carry
         # NEXT_STEP autoreset: the envs whose episode ended last step start a new one.
-        obs, state = self._restart(sub, done, obs, state)
-        reward = jnp.where(done, 0.0, reward).astype(jnp.float32)
-        terminated, truncated = terminated & ~done, truncated & ~done
-        return (keys, state, terminated | truncated), (obs, reward, terminated, truncated)
+        obs, state, reward, terminated, truncated = self.env.autoreset_step(
+            step_keys(keys, t), state, done, actions, self.params, self.size)
+        reward = reward.astype(jnp.float32)
+        return (keys, t + 1, state, terminated | truncated), (obs, reward, terminated, truncated)
 
 
 @functools.cache
@@ -197,13 +178,13 @@ class FunctionalVectorEnv(VectorEnv):
         """One frame per env (``render_mode="rgb_array"``)."""
         if self.render_mode != "rgb_array" or self._carry is None:
             return None
-        frames = np.asarray(self._programs.render(self._carry[1], self.params))
+        frames = np.asarray(self._programs.render(self._carry[2], self.params))
         return tuple(frames)
 
     @property
     def state(self) -> Any:
         """The batch of functional env states (leading axis: the envs)."""
-        return None if self._carry is None else self._carry[1]
+        return None if self._carry is None else self._carry[2]
 
 
 class PixelcopterVectorEnv(FunctionalVectorEnv):

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from traces import NoDraws, game_rng, trace_files
+from traces import CountingRng, NoDraws, game_rng, trace_files
 
 import reinforce  # noqa: F401  (registers Pixelcopter-PLE-v0)
 from reinforce.envs import pixelcopter_host as host
@@ -141,22 +141,6 @@ def test_recorded_episodes_replay_from_their_resets(path):
 
 # ----------------------------------------------------------------------------------------
 # the same states through the JAX port
-
-
-class CountingRng:
-    """``np_random`` that counts the draws (block spawns: ``integers``; terrain: ``uniform``)."""
-
-    def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
-        self.integers_calls = self.uniform_calls = 0
-
-    def integers(self, low, high):
-        self.integers_calls += 1
-        return self.rng.integers(low, high)
-
-    def uniform(self, low, high, size=None):
-        self.uniform_calls += 1
-        return self.rng.uniform(low, high, size)
 
 
 def _edge_states(dtype) -> list[host.PixelcopterHostState]:

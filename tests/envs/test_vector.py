@@ -10,6 +10,7 @@ import jax
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
+from traces import CountingRng
 
 import reinforce  # noqa: F401  (registers the ids)
 from reinforce.envs import cartpole_host, pixelcopter_host
@@ -19,8 +20,7 @@ from reinforce.envs.vector import (
     CartPoleVectorEnv,
     FunctionalVectorEnv,
     PixelcopterVectorEnv,
-    _Programs,
-    _split,
+    step_keys,
 )
 
 #: id -> (vector class, observation size, host rules, params)
@@ -151,16 +151,16 @@ def test_vector_step_equals_the_single_env_step(env_id):
     compared = drawn = 0
     single_step = jax.jit(env.unwrapped.env.step)
     for _ in range(150):
-        carry = env.unwrapped._carry
-        states, done = carry[1], np.asarray(carry[2])
-        step_keys = _split(carry[0])[1]
+        keys, t, states, done = env.unwrapped._carry
+        keys = step_keys(keys, t)(jax.numpy.arange(16))
+        done = np.asarray(done)
         actions = _steer(obs, rng) if size == 7 else _actions(rng, 16)
         states = jax.tree.map(np.asarray, states)
         obs, reward, terminated, truncated, _ = env.step(actions)
         for i in np.flatnonzero(~done):
             state_i = jax.tree.map(lambda a, i=i: a[i], states)
             # (a) the host rules
-            host_rng = _CountingRng()
+            host_rng = CountingRng(0)
             new, h_reward, h_term, h_trunc, hint = rules.step(
                 host_rng, rules.from_jax(state_i, np.float32), int(actions[i]), params)
             h_obs = rules.observation(new, params, hint)
@@ -173,7 +173,7 @@ def test_vector_step_equals_the_single_env_step(env_id):
             assert (h_reward, h_term, h_trunc) == (reward[i], terminated[i], truncated[i])
             # (b) the functional env, unbatched, with the vector env's key for this env
             j_obs, _, j_reward, j_term, j_trunc, _ = single_step(
-                step_keys[i], state_i, actions[i], env.unwrapped.params)
+                keys[i], state_i, actions[i], env.unwrapped.params)
             if size == 7:
                 np.testing.assert_array_equal(np.asarray(j_obs), obs[i])
             else:  # XLA's vectorized float32 sin and cos against its scalar ones
@@ -184,46 +184,8 @@ def test_vector_step_equals_the_single_env_step(env_id):
     assert drawn > 0 or env_id != "Pixelcopter-PLE-v0"
 
 
-class _CountingRng:
-    def __init__(self):
-        self.rng, self.calls = np.random.default_rng(0), 0
-
-    def integers(self, low, high):
-        self.calls += 1
-        return self.rng.integers(low, high)
-
-    def uniform(self, low, high, size=None):
-        self.calls += 1
-        return self.rng.uniform(low, high, size)
-
-
 def _numbers(tree) -> list[np.ndarray]:
-    """The leaves of a tree as numpy arrays (a JAX key as its key data)."""
-    return [np.asarray(jax.random.key_data(a) if jax.dtypes.issubdtype(a.dtype,
-                                                                      jax.dtypes.prng_key)
-                       else a) for a in jax.tree.leaves(tree)]
-
-
-def test_few_and_many_new_episodes_give_the_same_states():
-    """The autoreset resets only the envs that need it when they are few, every env and picks
-    otherwise: the same numbers either way."""
-    env = Pixelcopter()
-    params = env.default_params()
-    few, every = _Programs(env, params, 32), _Programs(env, params, 32)
-    few.few, every.few = 32, 0
-    carry, _ = few.reset(jax.random.split(jax.random.key(0), 32))
-    rng = np.random.default_rng(0)
-    restarts = 0
-    for _ in range(40):
-        actions = _actions(rng, 32, p_up=0.3).astype(np.int32)
-        restarts += int(np.asarray(carry[2]).sum())
-        copy = jax.tree.map(lambda a: a.copy(), carry)
-        carry, out_few = few.step(carry, actions)
-        carry_every, out_every = every.step(copy, actions)
-        for a, b in zip(_numbers((carry, out_few)), _numbers((carry_every, out_every)),
-                        strict=True):
-            np.testing.assert_array_equal(a, b)
-    assert restarts > 10
+    return [np.asarray(a) for a in jax.tree.leaves(tree)]
 
 
 @pytest.mark.parametrize("env_id", IDS)

@@ -1,4 +1,5 @@
-"""Where the recorded traces are, and the real game's random number generator.
+"""Where the recorded traces are, the real game's random number generator, and generators
+that check the draws of the host rules.
 
 The trace folder of a game is ``tests/data/<game>`` unless ``REINFORCE_REFERENCE_DIR`` is set
 (then ``$REINFORCE_REFERENCE_DIR/<game>``).
@@ -53,3 +54,24 @@ class NoDraws:
 
     def uniform(self, *args, **kwargs):
         raise AssertionError("the step drew a float where the game drew nothing")
+
+
+class CountingRng:
+    """``np_random`` (a numpy Generator) that counts the draws: ``integers`` (a block spawn)
+    and ``uniform`` (a terrain batch)."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.integers_calls = self.uniform_calls = 0
+
+    @property
+    def calls(self) -> int:
+        return self.integers_calls + self.uniform_calls
+
+    def integers(self, low: int, high: int) -> int:
+        self.integers_calls += 1
+        return self.rng.integers(low, high)
+
+    def uniform(self, low: float, high: float, size: int | None = None):
+        self.uniform_calls += 1
+        return self.rng.uniform(low, high, size)
