@@ -501,12 +501,11 @@ def tally(frame: Frame, params: PixelcopterParams) -> tuple[PixelcopterState, ja
     return state, reward
 
 
-def place(state: PixelcopterState, spawn: jax.Array, draws: Draws, params: PixelcopterParams,
-          columns: tuple[jax.Array, jax.Array] | None = None) -> PixelcopterState:
+def place(state: PixelcopterState, spawn: jax.Array, draws: Draws,
+          params: PixelcopterParams) -> PixelcopterState:
     """The frame's random part: the new block if ``spawn`` (step 7), appended after the
     remaining blocks, and a terrain refill if due (step 10): a batch at ABSOLUTE positions,
-    appended after the remaining columns (``columns``: its :func:`terrain_columns`, if already
-    known)."""
+    appended after the remaining columns."""
     p = params
     it = int_dtype()
     put = spawn & (jnp.arange(MAX_BLOCKS) == state.block_valid.sum())
@@ -516,8 +515,7 @@ def place(state: PixelcopterState, spawn: jax.Array, draws: Draws, params: Pixel
 
     nb_refill = batch_size(p)
     n_left = state.terrain_valid.sum(dtype=it)
-    batch_x, batch_y = (terrain_columns(draws, p.batch_xs(*p.terrain_refill), p)
-                        if columns is None else columns)
+    batch_x, batch_y = terrain_columns(draws, p.batch_xs(*p.terrain_refill), p)
     j = jnp.arange(MAX_TERRAIN, dtype=it) - n_left
     put = refill_due(state, p) & (j >= 0) & (j < nb_refill)
     jj = jnp.clip(j, 0, nb_refill - 1)
@@ -528,13 +526,11 @@ def place(state: PixelcopterState, spawn: jax.Array, draws: Draws, params: Pixel
                          terrain_x=tx, terrain_y=ty, terrain_valid=t_valid)
 
 
-def start(draws: Draws, params: PixelcopterParams,
-          columns: tuple[jax.Array, jax.Array] | None = None) -> PixelcopterState:
+def start(draws: Draws, params: PixelcopterParams) -> PixelcopterState:
     """A new game from the draws of a reset: the player in the middle, one block, the first
-    terrain batch (``columns``: its :func:`terrain_columns`, if already known)."""
+    terrain batch."""
     fd, it = float_dtype(), int_dtype()
-    tx, ty = (terrain_columns(draws, params.batch_xs(*params.terrain_initial), params)
-              if columns is None else columns)
+    tx, ty = terrain_columns(draws, params.batch_xs(*params.terrain_initial), params)
     nt = tx.shape[0]
     if nt > MAX_TERRAIN:
         raise ValueError(f"terrain batch of {nt} columns exceeds MAX_TERRAIN={MAX_TERRAIN}")
@@ -602,27 +598,25 @@ class Pixelcopter(Environment[PixelcopterState, PixelcopterParams]):
     ) -> tuple[jax.Array, PixelcopterState, jax.Array, jax.Array, jax.Array]:
         """:meth:`Environment.autoreset_step` (the same numbers), cheaper for a batch: every
         env advances, and only the envs that restart, spawn a block or refill the terrain (a
-        few in a hundred frames) draw their random numbers and place them; one terrain batch
-        per env serves a restart (the first batch) or a refill."""
+        few in a hundred frames) draw their random numbers: the restarting ones ``size`` at a
+        time, the others half as many at a time."""
         p = params
-        first_xs = np.asarray(p.batch_xs(*p.terrain_initial))
-        refill_xs = np.asarray(p.batch_xs(*p.terrain_refill))
         over = state.lives <= 0
         frame = jax.vmap(advance, in_axes=(0, 0, None))(state, actions, p)
         frame = frame.replace(state=_remove_columns_batch(frame.state, frame.killed))
         tallied, reward = jax.vmap(tally, in_axes=(0, None))(frame, p)
-        need = restart | (~over & (frame.spawn | jax.vmap(refill_due, (0, None))(tallied, p)))
 
-        def drawn_rows(idx, rows):
+        def new_games(idx, rows):
+            return jax.vmap(start, in_axes=(0, None))(
+                jax.vmap(draw, in_axes=(0, None))(keys_of(idx), p), p)
+
+        def placed(idx, rows):
             draws = jax.vmap(draw, in_axes=(0, None))(keys_of(idx), p)
-            xs = jnp.where(restart[idx][:, None], first_xs, refill_xs)
-            columns = jax.vmap(terrain_columns, in_axes=(0, 0, None))(draws, xs, p)
-            placed = jax.vmap(place, in_axes=(0, 0, 0, None, 0))(
-                rows, frame.spawn[idx], draws, p, columns)
-            fresh = jax.vmap(start, in_axes=(0, None, 0))(draws, p, columns)
-            return where_rows(restart[idx], fresh, placed)
+            return jax.vmap(place, in_axes=(0, 0, 0, None))(rows, frame.spawn[idx], draws, p)
 
-        new = update_rows(need, size, drawn_rows, tallied)
+        new = update_rows(restart, size, new_games, tallied)
+        drawing = ~restart & ~over & (frame.spawn | jax.vmap(refill_due, (0, None))(tallied, p))
+        new = update_rows(drawing, max(1, size // 2), placed, new)
         # A finished game does not move any more and pays nothing (see step); a vector env
         # restarts every finished game, so this is seldom needed.
         frozen = over & ~restart
