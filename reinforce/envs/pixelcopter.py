@@ -30,6 +30,13 @@ given state and action does not.
 State layout: blocks and terrain columns live in fixed-capacity arrays with validity masks.
 Valid entries always form a prefix and are kept in the real game's list (creation) order,
 which matters: the *first* overlapping terrain column in list order defines the observation.
+
+A frame is written in phases: ``draw`` (every random number a frame or a reset may use, from
+its key), ``advance`` (the deterministic steps), ``remove_columns``, ``tally`` (the reward) and
+``place`` (the new block and terrain, from the draws); ``start`` makes a new game from draws.
+``step`` and ``reset`` run them in order; ``autoreset_step`` runs them for a batch of envs and
+draws for the few envs that need it (the vector envs). The host mirror,
+:mod:`reinforce.envs.pixelcopter_host`, has the same rules in plain Python.
 """
 
 from __future__ import annotations

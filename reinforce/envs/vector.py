@@ -116,7 +116,7 @@ class FunctionalVectorEnv(VectorEnv):
         self.device = jax.devices("cpu")[0]
         self._programs = _programs(env, params, self.num_envs)
         self._carry: Any = None
-        self._obs: np.ndarray | None = None
+        self._obs: Any = None  # the last observations (a JAX or numpy array)
 
     # -- seeding --------------------------------------------------------------------------
 
@@ -145,21 +145,22 @@ class FunctionalVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
         mask = None if options is None else options.get("reset_mask")
-        with jax.default_device(self.device):
-            keys = self._keys(seed)
-            if mask is None:
-                self._carry, obs = self._programs.reset(keys)
-                self._obs = np.array(obs)
-                return self._obs.copy(), {}
+        if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
                 raise ValueError(f"options['reset_mask'] must be a bool array of shape "
                                  f"({self.num_envs},), got {mask.dtype} {mask.shape}")
             if self._carry is None:
                 raise RuntimeError("reset with a reset_mask needs a reset of every env first")
+        with jax.default_device(self.device):
+            # Committed to the CPU: every later call on the carry runs there.
+            keys = jax.device_put(self._keys(seed), self.device)
+        if mask is None:
+            self._carry, self._obs = self._programs.reset(keys)
+        else:
             self._carry, obs = self._programs.reset_where(self._carry, keys, mask)
-            self._obs[mask] = np.asarray(obs)[mask]
-            return self._obs.copy(), {}
+            self._obs = np.where(mask[:, None], np.asarray(obs), np.asarray(self._obs))
+        return np.array(self._obs), {}
 
     def step(self, actions):
         if self._carry is None:
@@ -170,9 +171,9 @@ class FunctionalVectorEnv(VectorEnv):
             raise ValueError(f"actions must be {self.num_envs} integers in "
                              f"[0, {self.env.num_actions}), got {actions!r}")
         self._carry, out = self._programs.step(self._carry, actions.astype(np.int32))
+        self._obs = out[0]  # kept for a reset_mask; the caller gets copies it may write to
         obs, reward, terminated, truncated = (np.array(a) for a in out)
-        self._obs = obs
-        return obs.copy(), reward, terminated, truncated, {}
+        return obs, reward, terminated, truncated, {}
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """One frame per env (``render_mode="rgb_array"``)."""
