@@ -215,6 +215,11 @@ def _int(x: float) -> str:
     return f"{round(x):,}"
 
 
+def _range(row: dict[str, Any]) -> str:
+    """The slowest and the fastest of a row's measurements."""
+    return f"{_int(min(row['repeats']))} - {_int(max(row['repeats']))}"
+
+
 def _ratio(x: float | None) -> str:
     if x is None:
         return "-"
@@ -226,12 +231,12 @@ def single_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     the same env, all measured in the same run."""
     rate = {(r["id"], r["impl"]): r["steps_per_s"] for r in results["single"]}
     reference = rate.get(REFERENCE)
-    header = ["env", "implementation", "steps/s", "x gymnasium CartPole-v1",
+    header = ["env", "implementation", "steps/s", "min - max", "x gymnasium CartPole-v1",
               "x our JAX-backed view"]
     rows = []
     for r in results["single"]:
         jax_view = rate.get((r["id"], "jax"))
-        rows.append([r["id"], IMPLEMENTATIONS[r["impl"]], _int(r["steps_per_s"]),
+        rows.append([r["id"], IMPLEMENTATIONS[r["impl"]], _int(r["steps_per_s"]), _range(r),
                      _ratio(r["steps_per_s"] / reference if reference else None),
                      _ratio(r["steps_per_s"] / jax_view if jax_view else None)])
     return header, rows
@@ -240,8 +245,8 @@ def single_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 def vector_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One row per vector env and N; ratio to our single host env of the same id."""
     host = {r["id"]: r["steps_per_s"] for r in results["single"] if r["impl"] == "host"}
-    header = ["env", "num_envs", "steps/s", "x our single env"]
-    rows = [[r["id"], str(r["num_envs"]), _int(r["steps_per_s"]),
+    header = ["env", "num_envs", "steps/s", "min - max", "x our single env"]
+    rows = [[r["id"], str(r["num_envs"]), _int(r["steps_per_s"]), _range(r),
              _ratio(r["steps_per_s"] / host[r["id"]] if r["id"] in host else None)]
             for r in results["vector"]]
     return header, rows
