@@ -284,12 +284,15 @@ def machine_info() -> dict[str, Any]:
 
 def output_stem(out_dir: Path, env_id: str, quick: bool, when: datetime.datetime) -> Path:
     """``<date>-<host>[-pixelcopter][-quick]``, with -2, -3... rather than overwrite a file."""
+    parts = [] if env_id == "CartPole-v1" else [env_id.split("-")[0].lower()]
+    return free_stem(out_dir, [*parts, *(["quick"] if quick else [])], when)
+
+
+def free_stem(out_dir: Path, parts: list[str], when: datetime.datetime) -> Path:
+    """``<date>-<host>[-<part>...]`` in ``out_dir``, with -2, -3... rather than overwrite a
+    results file (.json, .md or .png)."""
     host = re.sub(r"[^A-Za-z0-9._-]+", "-", socket.gethostname()) or "host"
-    base = f"{when:%Y-%m-%d}-{host}"
-    if env_id != "CartPole-v1":
-        base += "-" + env_id.split("-")[0].lower()
-    if quick:
-        base += "-quick"
+    base = "-".join([f"{when:%Y-%m-%d}", host, *parts])
     stem, i = out_dir / base, 2
     while any(stem.with_suffix(s).exists() for s in (".json", ".md", ".png")):
         stem, i = out_dir / f"{base}-{i}", i + 1

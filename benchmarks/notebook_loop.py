@@ -5,8 +5,9 @@ included: one gymnasium env, one episode per update, a torch forward pass (with 
 every single step, actions drawn from ``torch.distributions.Categorical``, the reward-to-go
 built by a Python loop from the last step back, normalized by its mean and sample std (+ float32
 eps), ``loss = -sum(log pi(a|s) * G)``, Adam. Only the env comes from this project (through its
-gymnasium registration, so the dynamics are the same ones the trainers use) and the policy is
-``reinforce_torch.policy.Policy``, the same MLP the torch backend trains.
+gymnasium registration: the host env, stepped in plain Python, whose rules are the trainers'
+JAX rules, checked step for step) and the policy is ``reinforce_torch.policy.Policy``, the same
+MLP the torch backend trains.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 import reinforce  # noqa: F401  (registers our env ids with gymnasium)
+from reinforce import envs
 from reinforce.config import TrainConfig
 from reinforce.evaluation import play_episodes
 from reinforce_torch.policy import Policy
@@ -28,13 +30,14 @@ EPS = float(np.finfo(np.float32).eps)
 
 
 def gym_id(env_id: str, native: bool = False) -> str:
-    """The gymnasium id that serves ``env_id``: from this project's env layer, or (``native``,
-    CartPole-v1 only) gymnasium's own numpy implementation, as the course uses."""
+    """The gymnasium id that serves ``env_id``: this project's host env (``Pixelcopter-PLE-v0``,
+    ``reinforce/CartPole-v1``), or (``native``, CartPole-v1 only) gymnasium's own numpy
+    implementation, as the course uses."""
     if native:
         if env_id != "CartPole-v1":
             raise ValueError(f"gymnasium has no native {env_id}")
         return "CartPole-v1"
-    return "reinforce/CartPole-v1" if env_id == "CartPole-v1" else env_id
+    return envs.gym_id(env_id)
 
 
 @dataclass

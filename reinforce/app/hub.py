@@ -9,7 +9,7 @@ repository folder and uploads it:
     model.safetensors     the weights, torch layout: ``Policy.from_pretrained`` loads the folder
     hyperparameters.json  the training configuration of the exported run
     results.json          env_id, mean_reward, std_reward, n_evaluation_episodes, eval_datetime
-    replay.mp4            one episode of the policy (see ``reinforce.video``)
+    replay.mp4            one episode of the policy (see ``reinforce.app.video``)
 
 The folder is ``RUN_DIR/hub/`` for an upload and the given folder for a dry run
 (``local_dir``), which needs neither token nor network. It is kept whatever happens, so a

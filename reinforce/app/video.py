@@ -121,9 +121,10 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
     The environment is reset with ``seed`` and actions are drawn by ``policy.act`` from a torch
     generator seeded with ``seed``: the same loop a user writes with ``gymnasium.make``.
     """
+    import gymnasium
     import torch
 
-    from reinforce.envs.gym_wrapper import FunctionalEnv
+    from reinforce.envs import gym_id
 
     if max_frames < 1:
         raise VideoError(f"max_frames must be at least 1, got {max_frames}", exit_code=2)
@@ -136,8 +137,7 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
         raise VideoError(f"cannot write the video to {out}: {exc.strerror}",
                          exit_code=2) from None
 
-    functional_env, params = make(env_id)
-    env = FunctionalEnv(functional_env, params, render_mode="rgb_array")
+    env = gymnasium.make(gym_id(env_id), render_mode="rgb_array")
     generator = torch.Generator().manual_seed(int(seed))
     obs, _ = env.reset(seed=int(seed))
     steps, total, over = 0, 0.0, False

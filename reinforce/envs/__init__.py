@@ -30,6 +30,13 @@ def make(env_id: str) -> tuple[Environment, Any]:
     return env, env.default_params()
 
 
+def gym_id(env_id: str) -> str:
+    """The gymnasium id of our view of ``env_id`` (``CartPole-v1`` alone is gymnasium's own)."""
+    if env_id not in ENV_IDS:
+        raise UnknownEnvError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
+    return "reinforce/CartPole-v1" if env_id == "CartPole-v1" else env_id
+
+
 def reset_where(env: Environment, keys: jax.Array, obs: jax.Array, state: Any,
                 alive: jax.Array, params: Any) -> tuple[jax.Array, Any]:
     """A batch of envs where the slots with ``alive`` False start a new episode (from ``keys``)
@@ -48,22 +55,25 @@ def horizon(env_params: Any, max_t: int) -> int:
 
 
 def register() -> None:
-    """Register ``Pixelcopter-PLE-v0`` (and our JAX CartPole as ``reinforce/CartPole-v1``)."""
+    """Register ``Pixelcopter-PLE-v0`` (and our CartPole as ``reinforce/CartPole-v1``) with
+    gymnasium: ``gymnasium.make`` gives the host env, ``gymnasium.make_vec`` the vector env."""
     import gymnasium
 
     if "Pixelcopter-PLE-v0" not in gymnasium.registry:
         gymnasium.register(
-            "Pixelcopter-PLE-v0", entry_point="reinforce.envs.gym_wrapper:make_pixelcopter"
+            "Pixelcopter-PLE-v0", entry_point="reinforce.envs.gym_wrapper:PixelcopterEnv",
+            vector_entry_point="reinforce.envs.vector:PixelcopterVectorEnv",
         )
     if "reinforce/CartPole-v1" not in gymnasium.registry:
         gymnasium.register(
             "reinforce/CartPole-v1",
-            entry_point="reinforce.envs.gym_wrapper:make_cartpole",
+            entry_point="reinforce.envs.gym_wrapper:CartPoleEnv",
+            vector_entry_point="reinforce.envs.vector:CartPoleVectorEnv",
             max_episode_steps=None,
         )
 
 
 __all__ = [
     "ENV_IDS", "CartPole", "CartPoleParams", "CartPoleState", "Environment",
-    "UnknownEnvError", "horizon", "make", "register",
+    "UnknownEnvError", "gym_id", "horizon", "make", "register",
 ]

@@ -1,6 +1,6 @@
 """A batch of functional envs driven from the host: numpy in, numpy out.
 
-This is how code outside JAX (the torch trainer, any policy in `reinforce.evaluate`) uses the
+This is how code outside JAX (the torch trainer, any policy in `reinforce.evaluation`) uses the
 one definition of the dynamics: one compiled call per step for the whole batch. The calls run
 on the CPU device whatever JAX's default device is (``reinforce.host``): the batch's key and
 state are committed there, so every step stays on the host.

@@ -7,15 +7,18 @@ An environment is a stateless object with pure functions of explicit arguments:
 
 `params` and `state` are frozen pytrees (``flax.struct.dataclass``); everything is
 jittable and vmappable. `step` never resets on its own: what happens after the end of an
-episode is the caller's business (the trainers mask, the gymnasium wrapper asks for a reset).
+episode is the caller's business (the trainers mask, the gymnasium wrapper asks for a reset,
+the vector envs call `autoreset_step`, which steps a batch and restarts the envs it is told to).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 TState = TypeVar("TState")
 TParams = TypeVar("TParams")
@@ -63,3 +66,64 @@ class Environment(Generic[TState, TParams]):
     def render(self, state: TState, params: TParams) -> jax.Array:
         """An RGB frame ``uint8[H, W, 3]`` drawn from `state`."""
         raise NotImplementedError
+
+    def autoreset_step(
+        self, keys_of: Callable[[jax.Array], jax.Array], state: TState, restart: jax.Array,
+        actions: jax.Array, params: TParams, size: int = 1,
+    ) -> tuple[jax.Array, TState, jax.Array, jax.Array, jax.Array]:
+        """A batch of envs (leading axis N) one step on, as a vector env's NEXT_STEP autoreset
+        wants it: env ``i`` takes ``step(key, state[i], actions[i])``, or, where ``restart[i]``,
+        starts a new episode, ``reset(key)`` (its action ignored; reward 0, neither flag), with
+        its key for this step, ``key = keys_of(idx)[j]`` for ``idx[j] == i`` (an env may only
+        need its key now and then). Returns ``(obs, state, reward, terminated, truncated)``.
+
+        New episodes are made for the restarting envs only, ``size`` at a time (see
+        :func:`update_rows`): the same numbers whatever the size.
+        """
+        keys = keys_of(jnp.arange(restart.shape[0]))
+        obs, state, reward, terminated, truncated, _ = jax.vmap(
+            self.step, in_axes=(0, 0, 0, None))(keys, state, actions, params)
+
+        def new_episodes(idx, rows):
+            return jax.vmap(self.reset, in_axes=(0, None))(keys[idx], params)
+
+        obs, state = update_rows(restart, size, new_episodes, (obs, state))
+        reward = jnp.where(restart, jnp.zeros((), reward.dtype), reward)
+        return obs, state, reward, terminated & ~restart, truncated & ~restart
+
+
+def where_rows(mask: jax.Array, a: Any, b: Any) -> Any:
+    """Trees of ``[N, ...]`` arrays: ``a``'s rows where ``mask`` (``bool[N]``), else ``b``'s."""
+    def pick(x, y):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (x.ndim - 1)), x, y)
+
+    return jax.tree.map(pick, a, b)
+
+
+def take_rows(tree: Any, idx: jax.Array) -> Any:
+    """The rows ``idx`` of every ``[N, ...]`` array of a tree."""
+    return jax.tree.map(lambda a: a[idx], tree)
+
+
+def update_rows(mask: jax.Array, size: int, compute: Any, base: Any) -> Any:
+    """``base`` (a tree of ``[N, ...]`` arrays) with its rows where ``mask`` replaced by
+    ``compute(idx, rows)``: the new values of the rows ``idx``, whose values now are ``rows``.
+
+    The rows to replace go through ``compute`` ``size`` at a time (the last batch padded), in a
+    loop that updates ``base`` in place: the cost of the rows that need it, whatever their
+    number, for one compiled ``compute``; the same result whatever the size.
+    """
+    n = mask.shape[0]
+    size = max(1, min(int(size), n))
+    order = jnp.nonzero(mask, size=n + size, fill_value=n)[0]  # the rows, then padding (n)
+
+    def batch(carry):
+        start, base = carry
+        idx = lax.dynamic_slice(order, (start,), (size,))
+        safe = jnp.minimum(idx, n - 1)
+        new = compute(safe, take_rows(base, safe))
+        return start + size, jax.tree.map(lambda old, v: old.at[idx].set(v, mode="drop"),
+                                          base, new)
+
+    count = mask.sum()
+    return lax.while_loop(lambda carry: carry[0] < count, batch, (jnp.zeros_like(count), base))[1]

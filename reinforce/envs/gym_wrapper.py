@@ -1,8 +1,17 @@
-"""Gymnasium `Env` around any of our functional envs, and the registration of our ids."""
+"""Gymnasium `Env` classes of our envs.
+
+* :class:`HostEnv`: the registered views ``Pixelcopter-PLE-v0`` and ``reinforce/CartPole-v1``.
+  They step the host rules (:mod:`~reinforce.envs.pixelcopter_host`,
+  :mod:`~reinforce.envs.cartpole_host`) in plain Python, one step at a time, and draw their
+  random numbers from gymnasium's ``np_random``.
+* :class:`FunctionalEnv`: a gymnasium view of any functional JAX env (any params), one jitted
+  call per step. Much slower; kept for envs or params the host rules do not cover.
+"""
 
 from __future__ import annotations
 
 import functools
+from types import ModuleType
 from typing import Any
 
 import gymnasium
@@ -10,6 +19,95 @@ import jax
 import numpy as np
 
 from reinforce.envs.core import Environment
+
+
+class HostEnv(gymnasium.Env):
+    """A gymnasium view of host rules: numpy in, numpy out, one episode at a time.
+
+    ``rules`` is a host module with ``reset(rng, params, dtype) -> state``,
+    ``step(rng, state, action, params) -> (state, reward, terminated, truncated, hint)``,
+    ``observation(state, params, hint) -> float32 array`` and ``render(state, params)``.
+    ``dtype`` (float64 or float32) is the precision the rules compute in; observations are
+    float32 either way.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    #: What ``step`` does after the end of an episode: raise (True) or let the rules answer.
+    raise_after_end = True
+
+    def __init__(self, rules: ModuleType, params: Any, num_actions: int, observation_size: int,
+                 render_mode: str | None = None, dtype: Any = np.float64):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.rules = rules
+        self.params = params
+        self.dtype = np.dtype(dtype)
+        rules.scalar_type(self.dtype)  # checks it
+        self.render_mode = render_mode
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (observation_size,),
+                                                      np.float32)
+        self.action_space = gymnasium.spaces.Discrete(num_actions)
+        self._actions = tuple(range(num_actions))
+        self.state: Any = None
+        self._done = True
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.state = self.rules.reset(self.np_random, self.params, self.dtype)
+        self._done = False
+        return self.rules.observation(self.state, self.params), {}
+
+    def step(self, action):
+        if action not in self._actions:
+            raise ValueError(f"invalid action {action!r}: {self.spec.id if self.spec else ''} "
+                             f"takes an integer in [0, {len(self._actions)})")
+        if self.state is None:
+            raise RuntimeError("step() called before reset()")
+        if self._done and self.raise_after_end:
+            raise RuntimeError("step() called after the episode ended; call reset() first")
+        self.state, reward, terminated, truncated, hint = self.rules.step(
+            self.np_random, self.state, action, self.params)
+        self._done = terminated or truncated
+        return (self.rules.observation(self.state, self.params, hint), float(reward), terminated,
+                truncated, {})
+
+    def render(self):
+        if self.render_mode != "rgb_array" or self.state is None:
+            return None
+        return self.rules.render(self.state, self.params)
+
+
+class PixelcopterEnv(HostEnv):
+    """``Pixelcopter-PLE-v0``: the real game's rules on the host.
+
+    Stepping a finished game is allowed and answers like the real driver: reward 0, nothing
+    changes, ``terminated`` again.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    raise_after_end = False
+
+    def __init__(self, render_mode: str | None = None, dtype: Any = np.float64):
+        from reinforce.envs import pixelcopter_host
+        from reinforce.envs.pixelcopter import Pixelcopter, PixelcopterParams
+
+        super().__init__(pixelcopter_host, PixelcopterParams(), Pixelcopter.num_actions,
+                         Pixelcopter.observation_size, render_mode, dtype)
+
+
+class CartPoleEnv(HostEnv):
+    """``reinforce/CartPole-v1``: gymnasium's CartPole-v1 rules on the host, the 500-step time
+    limit included. Stepping after the end of an episode raises."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}
+    raise_after_end = True
+
+    def __init__(self, render_mode: str | None = None, dtype: Any = np.float64):
+        from reinforce.envs import cartpole_host
+        from reinforce.envs.cartpole import CartPole, CartPoleParams
+
+        super().__init__(cartpole_host, CartPoleParams(), CartPole.num_actions,
+                         CartPole.observation_size, render_mode, dtype)
 
 
 @functools.cache
@@ -65,17 +163,3 @@ class FunctionalEnv(gymnasium.Env):
         if self.render_mode != "rgb_array" or self.state is None:
             return None
         return np.asarray(self._render_fn(self.state, self.params))
-
-
-def make_cartpole(render_mode: str | None = None) -> FunctionalEnv:
-    """Entry point of ``reinforce/CartPole-v1`` (the time limit lives in the state)."""
-    from reinforce.envs.cartpole import CartPole
-
-    return FunctionalEnv(CartPole(), render_mode=render_mode)
-
-
-def make_pixelcopter(render_mode: str | None = None) -> FunctionalEnv:
-    """Entry point of ``Pixelcopter-PLE-v0``."""
-    from reinforce.envs.pixelcopter import Pixelcopter
-
-    return FunctionalEnv(Pixelcopter(), render_mode=render_mode)

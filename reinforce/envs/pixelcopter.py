@@ -30,6 +30,13 @@ given state and action does not.
 State layout: blocks and terrain columns live in fixed-capacity arrays with validity masks.
 Valid entries always form a prefix and are kept in the real game's list (creation) order,
 which matters: the *first* overlapping terrain column in list order defines the observation.
+
+A frame is written in phases: ``draw`` (every random number a frame or a reset may use, from
+its key), ``advance`` (the deterministic steps), ``remove_columns``, ``tally`` (the reward) and
+``place`` (the new block and terrain, from the draws); ``start`` makes a new game from draws.
+``step`` and ``reset`` run them in order; ``autoreset_step`` runs them for a batch of envs and
+draws for the few envs that need it (the vector envs). The host mirror,
+:mod:`reinforce.envs.pixelcopter_host`, has the same rules in plain Python.
 """
 
 from __future__ import annotations
@@ -40,8 +47,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+from jax import lax
 
-from reinforce.envs.core import Environment, float_dtype, int_dtype
+from reinforce.envs.core import (
+    Environment,
+    float_dtype,
+    int_dtype,
+    update_rows,
+    where_rows,
+)
 
 #: Capacity of the block arrays (the game never holds more than 2 blocks at once).
 MAX_BLOCKS = 4
@@ -50,6 +64,10 @@ MAX_TERRAIN = 64
 
 _W, _H = 48, 48  # the real game's (default) screen size
 _SPEED = 0.0004 * _W  # px per ms
+
+#: Colours of the screen: the blocks and terrain (green) and the player (white).
+GREEN = np.array([120, 240, 80], np.uint8)
+WHITE = np.array([255, 255, 255], np.uint8)
 
 
 def _static(default: Any) -> Any:
@@ -183,10 +201,32 @@ def terrain_rects(state: PixelcopterState, params: PixelcopterParams) -> jax.Arr
     return jnp.stack([x, y, jnp.full_like(x, w), jnp.full_like(x, h)], axis=-1)
 
 
+def column_span(params: PixelcopterParams) -> tuple[float, float]:
+    """``(lo, hi)``: a terrain column's rect overlaps the player's in x iff ``lo <= x < hi``.
+
+    The rect starts at ``round(x) - w // 2`` (:func:`terrain_rects`), so it overlaps the
+    player's ``[px, px + pw)`` iff ``first <= round(x) <= last``; with rounding half away from
+    zero, ``round(x) >= first`` iff ``x >= first - 0.5`` and ``round(x) <= last`` iff
+    ``x < last + 0.5`` for every float ``x``, while ``first >= 1`` (as for the game's sizes).
+    Two comparisons per column instead of a rounding and a rect test.
+    """
+    s, w = params.player_rect_size, params.terrain_spacing
+    px = params.player_x - s // 2
+    first, last = px - w + w // 2 + 1, px + s + w // 2 - 1
+    if first < 1:
+        raise ValueError("these params put the player too close to the left edge")
+    return first - 0.5, last + 0.5
+
+
 def _overlapping_columns(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
-    p, t = player_rect(state, params), terrain_rects(state, params)
-    hit = _overlap(p[0], p[1], p[2], p[3], t[:, 0], t[:, 1], t[:, 2], t[:, 3])
-    return state.terrain_valid & hit
+    """``bool[MAX_TERRAIN]``: the columns whose rect overlaps the player's (the rect test of
+    :func:`player_rect` and :func:`terrain_rects`, in x by :func:`column_span`)."""
+    lo, hi = column_span(params)
+    s, h = params.player_rect_size, params.terrain_rect_height
+    py = round_half_away(state.player_y) - s // 2
+    ty = state.terrain_y.astype(py.dtype) - h // 2
+    x = state.terrain_x
+    return state.terrain_valid & (x >= lo) & (x < hi) & (ty < py + s) & (py < ty + h)
 
 
 def _compact(valid: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...]:
@@ -201,30 +241,45 @@ def _compact(valid: jax.Array, *arrays: jax.Array) -> tuple[jax.Array, ...]:
 # observation
 
 
+def _first(mask: jax.Array) -> jax.Array:
+    """Index of the first True of ``mask``, its length if none. (A plain minimum: XLA runs
+    ``argmax``'s index-carrying reduction element by element on a CPU, this one vectorized.)"""
+    n = mask.shape[-1]
+    return jnp.min(jnp.where(mask, jnp.arange(n), n), axis=-1)
+
+
+def _first_smallest(x: jax.Array, valid: jax.Array) -> jax.Array:
+    """Index of the smallest ``x`` where ``valid``, the first of equals; the length if none."""
+    smallest = jnp.min(jnp.where(valid, x, jnp.inf), axis=-1, keepdims=True)
+    return _first(valid & (x == smallest))
+
+
 def observed_column(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
     """Index of the terrain column the observation describes: the first one in list order whose
     rect overlaps the player's. (The real game crashes if none does, which cannot happen from a
     reachable state; here the valid column nearest to the player in x is used instead.) The
     player can also overlap the next column, which the observation does not show."""
-    over = _overlapping_columns(state, params)
-    nearest = jnp.argmin(
-        jnp.where(state.terrain_valid, jnp.abs(state.terrain_x - params.player_x), jnp.inf)
-    )
-    return jnp.where(over.any(), jnp.argmax(over), nearest)
+    over = _first(_overlapping_columns(state, params))
+    nearest = _first_smallest(jnp.abs(state.terrain_x - params.player_x), state.terrain_valid)
+    return jnp.where(over < MAX_TERRAIN, over, jnp.where(nearest < MAX_TERRAIN, nearest, 0))
 
 
-def observation_f(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
-    """The 7 observation values in JAX's float dtype (float64 in x64 mode: exact)."""
+def observation_f(state: PixelcopterState, params: PixelcopterParams,
+                  column: jax.Array | None = None) -> jax.Array:
+    """The 7 observation values in JAX's float dtype (float64 in x64 mode: exact); ``column``:
+    the :func:`observed_column`, if already known."""
     fd = float_dtype()
     y = state.player_y.astype(fd)
-    ty = state.terrain_y[observed_column(state, params)].astype(fd)
+    if column is None:
+        column = observed_column(state, params)
+    ty = state.terrain_y[column].astype(fd)
     # Next gate: the block with the smallest 0 < x - player_x < 999 (ties: first in list order).
     # (If there is none, which again cannot happen from a reachable state, the game would crash;
     # here: distance 999 - the game's initial search bound - and a block top of 0.)
     d = state.block_x.astype(fd) - params.player_x
     cand = state.block_valid & (d > 0) & (d < 999)
-    gate = jnp.argmin(jnp.where(cand, d, jnp.inf))
-    has_gate = cand.any()
+    gate = _first_smallest(d, cand)
+    has_gate = gate < MAX_BLOCKS
     dist = jnp.where(has_gate, d[gate], 999.0).astype(fd)
     top = jnp.where(has_gate, state.block_y[gate], 0).astype(fd)
     return jnp.stack([
@@ -238,13 +293,36 @@ def observation_f(state: PixelcopterState, params: PixelcopterParams) -> jax.Arr
     ])
 
 
-def observation(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
+def observation(state: PixelcopterState, params: PixelcopterParams,
+                column: jax.Array | None = None) -> jax.Array:
     """The observation as gym-games returns it: ``observation_f`` cast to float32."""
-    return observation_f(state, params).astype(jnp.float32)
+    return observation_f(state, params, column).astype(jnp.float32)
+
+
+def _observations(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
+    """:func:`observation` of a batch ``[N, ...]``. The observed column is the first one that
+    overlaps the player; only when some env has none (never in a reachable game) is the
+    nearest column looked for, for every env."""
+    over = jax.vmap(lambda s: _first(_overlapping_columns(s, params)))(state)
+    column = lax.cond(jnp.all(over < MAX_TERRAIN), lambda: over,
+                      lambda: jax.vmap(observed_column, in_axes=(0, None))(state, params))
+    return jax.vmap(observation, in_axes=(0, None, 0))(state, params, column)
 
 
 # ----------------------------------------------------------------------------------------
 # random draws
+
+
+@struct.dataclass
+class Draws:
+    """The random numbers of one frame or one reset, all drawn from its key whether they are
+    used or not: a block's ``block_x`` (float) and ``block_y``, and a terrain batch's frequency
+    ``terrain_freq`` and phases ``terrain_phase`` (one per column)."""
+
+    block_x: jax.Array
+    block_y: jax.Array
+    terrain_freq: jax.Array
+    terrain_phase: jax.Array
 
 
 def _spawn_block(key: jax.Array, params: PixelcopterParams) -> tuple[jax.Array, jax.Array]:
@@ -254,17 +332,33 @@ def _spawn_block(key: jax.Array, params: PixelcopterParams) -> tuple[jax.Array, 
     return x.astype(float_dtype()), y
 
 
-def _terrain_batch(
-    key: jax.Array, start: int, end: int, params: PixelcopterParams
-) -> tuple[jax.Array, jax.Array]:
-    """x (float) and gap centre y (int) of a batch of columns for ``[start, end)``."""
+def batch_size(params: PixelcopterParams) -> int:
+    """Columns in a terrain batch: the first one and every refill have as many."""
+    n = len(params.batch_xs(*params.terrain_initial))
+    if len(params.batch_xs(*params.terrain_refill)) != n:
+        raise ValueError("the first terrain batch and a refill must have as many columns")
+    return n
+
+
+def draw(key: jax.Array, params: PixelcopterParams) -> Draws:
+    """Everything a frame or a reset may draw, from ``key``."""
     fd = float_dtype()
-    xs = jnp.asarray(params.batch_xs(start, end), dtype=fd)
-    kf, kp = jax.random.split(key)
+    key_block, key_terrain = jax.random.split(key)
+    block_x, block_y = _spawn_block(key_block, params)
+    kf, kp = jax.random.split(key_terrain)
     j = params.terrain_freq_jitter
     freq = params.terrain_freq + jax.random.uniform(kf, (), fd, -j, j)
-    phase = jax.random.uniform(kp, xs.shape, fd, 0.0, params.terrain_phase_max)
-    jitter = _no_fma(params.terrain_amplitude * jnp.sin(_no_fma(freq * xs) + phase))
+    phase = jax.random.uniform(kp, (batch_size(params),), fd, 0.0, params.terrain_phase_max)
+    return Draws(block_x, block_y, freq, phase)
+
+
+def terrain_columns(draws: Draws, xs: Any, params: PixelcopterParams
+                    ) -> tuple[jax.Array, jax.Array]:
+    """x (float) and gap centre y (int) of the terrain batch of ``draws`` at the integer
+    positions ``xs`` (``params.batch_xs(start, end)``)."""
+    xs = jnp.asarray(xs, dtype=float_dtype())
+    jitter = _no_fma(params.terrain_amplitude
+                     * jnp.sin(_no_fma(draws.terrain_freq * xs) + draws.terrain_phase))
     ys = jnp.trunc(params.terrain_centre + jitter).astype(int_dtype())  # int(): toward zero
     return xs, ys
 
@@ -285,7 +379,7 @@ def collisions(
 ) -> tuple[PixelcopterState, Collisions]:
     """Steps 1-6 of a frame: the player accelerates (``action``), is damped and moves, blocks
     and terrain scroll, then the collision tests. Returns the moved state (nothing else of
-    ``state`` changed) and what was hit; :meth:`Pixelcopter.step` goes on from there."""
+    ``state`` changed) and what was hit; :func:`advance` goes on from there."""
     p = params
     fd = float_dtype()
     # 1.-3. The player: add the acceleration, damp, then move (in this order).
@@ -310,6 +404,159 @@ def collisions(
 
 
 # ----------------------------------------------------------------------------------------
+# a frame, in phases: advance (deterministic), remove_columns, tally, place (the draws)
+
+
+@struct.dataclass
+class Frame:
+    """A frame up to its random part: ``state`` has moved and lost its lives (steps 1-6 and
+    9), its passed and removed blocks are done (7), its removed columns are marked
+    (``killed``, step 8) but still in place; score and time are the old ones. ``spawn``: a
+    block was passed, a new one is due; ``events``: blocks passed + columns removed."""
+
+    state: PixelcopterState
+    killed: jax.Array
+    spawn: jax.Array
+    events: jax.Array
+
+
+def advance(state: PixelcopterState, action: jax.Array, params: PixelcopterParams) -> Frame:
+    """Steps 1-9 of a frame, all but the random draws and the removal of the columns."""
+    p = params
+    it = int_dtype()
+    # 1.-6. Move the player, scroll, and test for collisions.
+    moved, hit = collisions(state, action, p)
+    y, bx = moved.player_y, moved.block_x
+    lives = state.lives - (
+        hit.block.sum(dtype=it) + hit.ceiling.sum(dtype=it) + hit.floor.sum(dtype=it)
+    )
+
+    # 7. Blocks, over a snapshot of the list in list order: a block at or behind the
+    # player's centre while it is the only block is "passed" (+1) and a new block is
+    # appended (by place()); a block at x <= -4 is removed. At most one spawn per frame is
+    # possible (a spawn needs exactly one block, and there are never more than two).
+    count = state.block_valid.sum(dtype=it)
+    n_passed = jnp.zeros((), it)
+    removed = []
+    for i in range(MAX_BLOCKS):
+        valid_i = state.block_valid[i]
+        passed = valid_i & (bx[i] <= p.player_x) & (count == 1)
+        n_passed = n_passed + passed
+        count = count + passed
+        gone = valid_i & (bx[i] <= p.block_remove_x)
+        count = count - gone
+        removed.append(gone)
+    b_valid, bx, by = _compact(state.block_valid & ~jnp.stack(removed), bx, state.block_y)
+
+    # 8. Terrain columns at x <= -4 are removed (remove_columns()), +1 each.
+    killed = state.terrain_valid & (moved.terrain_x <= p.terrain_remove_x)
+
+    # 9. Out of the screen's safe band.
+    lives = lives - (y < p.min_y).astype(it) - (y > p.max_y).astype(it)
+    moved = moved.replace(block_x=bx, block_y=by, block_valid=b_valid, lives=lives)
+    return Frame(state=moved, killed=killed, spawn=n_passed > 0,
+                 events=n_passed + killed.sum(dtype=it))
+
+
+def remove_columns(state: PixelcopterState, killed: jax.Array) -> PixelcopterState:
+    """Step 8: the ``killed`` columns leave the list; the others keep their order."""
+    valid, x, y = _compact(state.terrain_valid & ~killed, state.terrain_x, state.terrain_y)
+    return state.replace(terrain_valid=valid, terrain_x=x, terrain_y=y)
+
+
+def _remove_columns_batch(state: PixelcopterState, killed: jax.Array) -> PixelcopterState:
+    """:func:`remove_columns` for a batch ``[N, ...]``. When no env removes more than its first
+    column (every frame of a reachable game: columns leave in the order they came), that is a
+    shift by one where it goes; else the general removal, env by env."""
+    k = killed.sum(axis=-1)
+    head_only = jnp.all((k == 0) | ((k == 1) & killed[:, 0]))
+
+    def shift(_):
+        by_one = (k == 1)[:, None]
+
+        def shifted(a):
+            return jnp.where(by_one, jnp.concatenate([a[:, 1:], jnp.zeros_like(a[:, :1])], 1), a)
+
+        valid = shifted(state.terrain_valid)  # valid entries form a prefix
+        return state.replace(terrain_valid=valid,
+                             terrain_x=jnp.where(valid, shifted(state.terrain_x), 0),
+                             terrain_y=jnp.where(valid, shifted(state.terrain_y), 0))
+
+    def general(_):
+        return jax.vmap(remove_columns)(state, killed)
+
+    return lax.cond(head_only, shift, general, None)
+
+
+def refill_due(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
+    """Step 10's test: after the removals, too few columns are left."""
+    return state.terrain_valid.sum(dtype=int_dtype()) <= params.terrain_refill_threshold
+
+
+def tally(frame: Frame, params: PixelcopterParams) -> tuple[PixelcopterState, jax.Array]:
+    """Step 11: the frame's reward (+1 per event; game over: a single loss, whatever the number
+    of lives lost), added to the score; one more step in the episode."""
+    p = params
+    fd = float_dtype()
+    game_over = frame.state.lives <= 0
+    reward = (
+        jnp.asarray(p.reward_tick, fd)
+        + p.reward_positive * frame.events.astype(fd)
+        + jnp.where(game_over, p.reward_loss, 0.0).astype(fd)
+    )
+    state = frame.state.replace(score=frame.state.score + reward, time=frame.state.time + 1)
+    return state, reward
+
+
+def place(state: PixelcopterState, spawn: jax.Array, draws: Draws,
+          params: PixelcopterParams) -> PixelcopterState:
+    """The frame's random part: the new block if ``spawn`` (step 7), appended after the
+    remaining blocks, and a terrain refill if due (step 10): a batch at ABSOLUTE positions,
+    appended after the remaining columns."""
+    p = params
+    it = int_dtype()
+    put = spawn & (jnp.arange(MAX_BLOCKS) == state.block_valid.sum())
+    bx = jnp.where(put, draws.block_x, state.block_x)
+    by = jnp.where(put, draws.block_y, state.block_y)
+    b_valid = state.block_valid | put
+
+    nb_refill = batch_size(p)
+    n_left = state.terrain_valid.sum(dtype=it)
+    batch_x, batch_y = terrain_columns(draws, p.batch_xs(*p.terrain_refill), p)
+    j = jnp.arange(MAX_TERRAIN, dtype=it) - n_left
+    put = refill_due(state, p) & (j >= 0) & (j < nb_refill)
+    jj = jnp.clip(j, 0, nb_refill - 1)
+    tx = jnp.where(put, batch_x[jj], state.terrain_x)
+    ty = jnp.where(put, batch_y[jj], state.terrain_y)
+    t_valid = state.terrain_valid | put
+    return state.replace(block_x=bx, block_y=by, block_valid=b_valid,
+                         terrain_x=tx, terrain_y=ty, terrain_valid=t_valid)
+
+
+def start(draws: Draws, params: PixelcopterParams) -> PixelcopterState:
+    """A new game from the draws of a reset: the player in the middle, one block, the first
+    terrain batch."""
+    fd, it = float_dtype(), int_dtype()
+    tx, ty = terrain_columns(draws, params.batch_xs(*params.terrain_initial), params)
+    nt = tx.shape[0]
+    if nt > MAX_TERRAIN:
+        raise ValueError(f"terrain batch of {nt} columns exceeds MAX_TERRAIN={MAX_TERRAIN}")
+    return PixelcopterState(
+        player_y=jnp.asarray(params.height / 2, fd),
+        player_vel=jnp.zeros((), fd),
+        block_x=jnp.zeros(MAX_BLOCKS, fd).at[0].set(draws.block_x),
+        block_y=jnp.zeros(MAX_BLOCKS, it).at[0].set(draws.block_y),
+        block_valid=jnp.arange(MAX_BLOCKS) < 1,
+        terrain_x=jnp.zeros(MAX_TERRAIN, fd).at[:nt].set(tx),
+        terrain_y=jnp.zeros(MAX_TERRAIN, it).at[:nt].set(ty),
+        terrain_valid=jnp.arange(MAX_TERRAIN) < nt,
+        score=jnp.zeros((), fd),
+        lives=jnp.ones((), it),
+        time=jnp.zeros((), it),
+    )
+
+
+# ----------------------------------------------------------------------------------------
 # the environment
 
 
@@ -328,26 +575,7 @@ class Pixelcopter(Environment[PixelcopterState, PixelcopterParams]):
     def reset(
         self, key: jax.Array, params: PixelcopterParams
     ) -> tuple[jax.Array, PixelcopterState]:
-        fd, it = float_dtype(), int_dtype()
-        kb, kt = jax.random.split(key)
-        bx, by = _spawn_block(kb, params)
-        tx, ty = _terrain_batch(kt, *params.terrain_initial, params)
-        nt = tx.shape[0]
-        if nt > MAX_TERRAIN:
-            raise ValueError(f"terrain batch of {nt} columns exceeds MAX_TERRAIN={MAX_TERRAIN}")
-        state = PixelcopterState(
-            player_y=jnp.asarray(params.height / 2, fd),
-            player_vel=jnp.zeros((), fd),
-            block_x=jnp.zeros(MAX_BLOCKS, fd).at[0].set(bx),
-            block_y=jnp.zeros(MAX_BLOCKS, it).at[0].set(by),
-            block_valid=jnp.arange(MAX_BLOCKS) < 1,
-            terrain_x=jnp.zeros(MAX_TERRAIN, fd).at[:nt].set(tx),
-            terrain_y=jnp.zeros(MAX_TERRAIN, it).at[:nt].set(ty),
-            terrain_valid=jnp.arange(MAX_TERRAIN) < nt,
-            score=jnp.zeros((), fd),
-            lives=jnp.ones((), it),
-            time=jnp.zeros((), it),
-        )
+        state = start(draw(key, params), params)
         return observation(state, params), state
 
     def step(
@@ -358,81 +586,52 @@ class Pixelcopter(Environment[PixelcopterState, PixelcopterParams]):
         params: PixelcopterParams,
     ) -> tuple[jax.Array, PixelcopterState, jax.Array, jax.Array, jax.Array, dict[str, Any]]:
         p = params
-        fd, it = float_dtype(), int_dtype()
-        nb_refill = len(p.batch_xs(*p.terrain_refill))
-        if p.terrain_refill_threshold + nb_refill > MAX_TERRAIN:
+        if p.terrain_refill_threshold + batch_size(p) > MAX_TERRAIN:
             raise ValueError("MAX_TERRAIN is too small for these params")
-        key_block, key_terrain = jax.random.split(key)
-
-        # 1.-6. Move the player, scroll, and test for collisions.
-        moved, hit = collisions(state, action, p)
-        y, vel, bx, tx = moved.player_y, moved.player_vel, moved.block_x, moved.terrain_x
-        lives = state.lives - (
-            hit.block.sum(dtype=it) + hit.ceiling.sum(dtype=it) + hit.floor.sum(dtype=it)
-        )
-
-        # 7. Blocks, over a snapshot of the list in list order: a block at or behind the
-        # player's centre while it is the only block is "passed" (+1) and a new block is
-        # appended; a block at x <= -4 is removed. At most one spawn per frame is possible
-        # (a spawn needs exactly one block, and there are never more than two).
-        count = state.block_valid.sum(dtype=it)
-        n_passed = jnp.zeros((), it)
-        removed = []
-        for i in range(MAX_BLOCKS):
-            valid_i = state.block_valid[i]
-            passed = valid_i & (bx[i] <= p.player_x) & (count == 1)
-            n_passed = n_passed + passed
-            count = count + passed
-            gone = valid_i & (bx[i] <= p.block_remove_x)
-            count = count - gone
-            removed.append(gone)
-        spawn = n_passed > 0
-        b_valid, bx, by = _compact(state.block_valid & ~jnp.stack(removed), bx, state.block_y)
-        new_bx, new_by = _spawn_block(key_block, p)
-        put = spawn & (jnp.arange(MAX_BLOCKS) == b_valid.sum())
-        bx = jnp.where(put, new_bx, bx)
-        by = jnp.where(put, new_by, by)
-        b_valid = b_valid | put
-
-        # 8. Terrain columns at x <= -4 are removed, +1 each.
-        killed = state.terrain_valid & (tx <= p.terrain_remove_x)
-        n_killed = killed.sum(dtype=it)
-        t_valid, tx, ty = _compact(state.terrain_valid & ~killed, tx, state.terrain_y)
-
-        # 9. Out of the screen's safe band.
-        lives = lives - (y < p.min_y).astype(it) - (y > p.max_y).astype(it)
-
-        # 10. Refill: a batch at ABSOLUTE positions, appended after the remaining columns.
-        n_left = t_valid.sum(dtype=it)
-        refill = n_left <= p.terrain_refill_threshold
-        batch_x, batch_y = _terrain_batch(key_terrain, *p.terrain_refill, p)
-        j = jnp.arange(MAX_TERRAIN, dtype=it) - n_left
-        put = refill & (j >= 0) & (j < nb_refill)
-        jj = jnp.clip(j, 0, nb_refill - 1)
-        tx = jnp.where(put, batch_x[jj], tx)
-        ty = jnp.where(put, batch_y[jj], ty)
-        t_valid = t_valid | put
-
-        # 11. Game over: a single loss reward, whatever the number of lives lost.
-        game_over = lives <= 0
-        reward = (
-            jnp.asarray(p.reward_tick, fd)
-            + p.reward_positive * (n_passed + n_killed).astype(fd)
-            + jnp.where(game_over, p.reward_loss, 0.0).astype(fd)
-        )
-        new = PixelcopterState(
-            player_y=y, player_vel=vel,
-            block_x=bx, block_y=by, block_valid=b_valid,
-            terrain_x=tx, terrain_y=ty, terrain_valid=t_valid,
-            score=state.score + reward, lives=lives, time=state.time + 1,
-        )
+        frame = advance(state, action, p)
+        new, reward = tally(frame.replace(state=remove_columns(frame.state, frame.killed)), p)
+        new = place(new, frame.spawn, draw(key, p), p)
         # A finished game does not move any more and pays nothing (like the real driver).
         already_over = state.lives <= 0
         new = jax.tree_util.tree_map(lambda old, nw: jnp.where(already_over, old, nw), state, new)
-        reward = jnp.where(already_over, jnp.zeros((), fd), reward)
+        reward = jnp.where(already_over, jnp.zeros((), reward.dtype), reward)
         terminated = new.lives <= 0
         truncated = new.time >= p.max_steps_in_episode
         return observation(new, p), new, reward, terminated, truncated, {}
+
+    def autoreset_step(
+        self, keys_of: Any, state: PixelcopterState, restart: jax.Array, actions: jax.Array,
+        params: PixelcopterParams, size: int = 1,
+    ) -> tuple[jax.Array, PixelcopterState, jax.Array, jax.Array, jax.Array]:
+        """:meth:`Environment.autoreset_step` (the same numbers), cheaper for a batch: every
+        env advances, and only the envs that restart, spawn a block or refill the terrain (a
+        few in a hundred frames) draw their random numbers: the restarting ones ``size`` at a
+        time, the others half as many at a time."""
+        p = params
+        over = state.lives <= 0
+        frame = jax.vmap(advance, in_axes=(0, 0, None))(state, actions, p)
+        frame = frame.replace(state=_remove_columns_batch(frame.state, frame.killed))
+        tallied, reward = jax.vmap(tally, in_axes=(0, None))(frame, p)
+
+        def new_games(idx, rows):
+            return jax.vmap(start, in_axes=(0, None))(
+                jax.vmap(draw, in_axes=(0, None))(keys_of(idx), p), p)
+
+        def placed(idx, rows):
+            draws = jax.vmap(draw, in_axes=(0, None))(keys_of(idx), p)
+            return jax.vmap(place, in_axes=(0, 0, 0, None))(rows, frame.spawn[idx], draws, p)
+
+        new = update_rows(restart, size, new_games, tallied)
+        drawing = ~restart & ~over & (frame.spawn | jax.vmap(refill_due, (0, None))(tallied, p))
+        new = update_rows(drawing, max(1, size // 2), placed, new)
+        # A finished game does not move any more and pays nothing (see step); a vector env
+        # restarts every finished game, so this is seldom needed.
+        frozen = over & ~restart
+        new = lax.cond(frozen.any(), lambda: where_rows(frozen, state, new), lambda: new)
+        reward = jnp.where(restart | frozen, jnp.zeros((), reward.dtype), reward)
+        terminated = ~restart & (new.lives <= 0)
+        truncated = ~restart & (new.time >= p.max_steps_in_episode)
+        return _observations(new, p), new, reward, terminated, truncated
 
     @staticmethod
     def observation(state: PixelcopterState, params: PixelcopterParams) -> jax.Array:
@@ -466,10 +665,8 @@ class Pixelcopter(Environment[PixelcopterState, PixelcopterParams]):
         green = box(block_rects(state, params), state.block_valid) | box(
             terrain_rects(state, params), state.terrain_valid, params.terrain_image_gap
         )
-        colour = jnp.array([120, 240, 80], jnp.uint8)
-        white = jnp.array([255, 255, 255], jnp.uint8)
-        frame = jnp.where(player[..., None], white, jnp.zeros(3, jnp.uint8))
-        return jnp.where(green[..., None], colour, frame)
+        frame = jnp.where(player[..., None], jnp.asarray(WHITE), jnp.zeros(3, jnp.uint8))
+        return jnp.where(green[..., None], jnp.asarray(GREEN), frame)
 
 
 # ----------------------------------------------------------------------------------------
@@ -524,7 +721,9 @@ def state_from_snapshot(
 
 
 __all__ = [
-    "MAX_BLOCKS", "MAX_TERRAIN", "Pixelcopter", "PixelcopterParams", "PixelcopterState",
-    "block_rects", "observation", "observation_f", "player_rect", "round_half_away",
-    "state_from_snapshot", "terrain_rects",
+    "GREEN", "MAX_BLOCKS", "MAX_TERRAIN", "Collisions", "Draws", "Frame", "Pixelcopter",
+    "PixelcopterParams", "PixelcopterState", "advance", "batch_size", "block_rects",
+    "collisions", "column_span", "draw", "observation", "observation_f", "observed_column",
+    "place", "player_rect", "refill_due", "remove_columns", "round_half_away", "start",
+    "state_from_snapshot", "tally", "terrain_columns", "terrain_rects", "WHITE",
 ]

@@ -11,25 +11,18 @@ the observations agree to float32 precision, in 64-bit mode the states to 1e-12.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from traces import trace_dir, trace_files
 
 from reinforce.envs import CartPole, CartPoleState
 
-
-def _trace_dir() -> Path:
-    root = os.environ.get("REINFORCE_REFERENCE_DIR")
-    base = Path(root) if root else Path(__file__).resolve().parents[1] / "data"
-    return base / "cartpole"
-
-
-TRACE_DIR = _trace_dir()
-TRACES = sorted(TRACE_DIR.glob("*.npz"))
+TRACE_DIR = trace_dir("cartpole")
+TRACES = trace_files("cartpole")
 ENV = CartPole()
 PARAMS = ENV.default_params()
 KEYS = ("state", "action", "reward", "terminated", "truncated", "next_obs", "next_state", "t")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from reinforce.envs.gym_wrapper import CartPoleEnv, PixelcopterEnv
 from reinforce.envs.legacy import LegacyEnv
 from reinforce_torch.policy import Policy
 
@@ -29,9 +30,11 @@ def notebook_style_episode_loop(env, policy, n_episodes, max_t, seed):
     return list(scores), lengths
 
 
-@pytest.mark.parametrize("env_id", ["Pixelcopter-PLE-v0", "reinforce/CartPole-v1"])
-def test_course_loop_runs_unchanged(env_id):
+@pytest.mark.parametrize(("env_id", "host_class"), [("Pixelcopter-PLE-v0", PixelcopterEnv),
+                                                    ("reinforce/CartPole-v1", CartPoleEnv)])
+def test_course_loop_runs_unchanged(env_id, host_class):
     env = LegacyEnv(env_id)
+    assert type(env.unwrapped) is host_class  # the host env, stepped in plain Python
     obs_size = env.observation_space.shape[0]
     policy = Policy(obs_size, env.action_space.n, (16,))
     env.seed(0)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import reinforce  # noqa: F401  (registers Pixelcopter-PLE-v0)
+from reinforce.envs import pixelcopter as pc
 from reinforce.envs.pixelcopter import (
     MAX_BLOCKS,
     MAX_TERRAIN,
@@ -276,31 +275,46 @@ def test_render_initial_state():
     assert bx >= 48
 
 
-def test_gymnasium_make():
-    env = gymnasium.make("Pixelcopter-PLE-v0", render_mode="rgb_array")
-    try:
-        assert env.action_space == gymnasium.spaces.Discrete(2)
-        assert env.observation_space.shape == (7,)
-        obs, info = env.reset(seed=0)
-        assert obs.shape == (7,) and obs.dtype == np.float32 and info == {}
-        assert obs[0] == 24.0 and obs[1] == 0.0
-        frame = env.render()
-        assert frame.shape == (48, 48, 3) and frame.dtype == np.uint8
-        assert frame.any(), "frame after reset must show the initial state, not black"
-        base = env.unwrapped
-        np.testing.assert_array_equal(frame, np.asarray(_render(base.state, PARAMS)))
-        total, steps = 0.0, 0
-        terminated = truncated = False
-        while not (terminated or truncated):
-            obs, reward, terminated, truncated, info = env.step(1)
-            assert obs.shape == (7,) and obs.dtype == np.float32
-            assert isinstance(reward, float) and isinstance(terminated, bool)
-            total += reward
-            steps += 1
-        assert 18 <= steps <= 24 and not truncated
-        assert env.render().shape == (48, 48, 3)
-        # Same seed, same episode.
-        obs2, _ = env.reset(seed=0)
-        np.testing.assert_array_equal(obs2, env.reset(seed=0)[0])
-    finally:
-        env.close()
+
+@pytest.mark.parametrize("x64", [False, True])
+def test_overlap_by_span_is_the_rect_test(x64):
+    """The two comparisons of ``column_span`` decide exactly what the rect test decides, for
+    columns at and next to the span's ends (in both precisions) and players far off."""
+    with jax.enable_x64(x64):
+        fd = jnp.float64 if x64 else jnp.float32
+        lo, hi = pc.column_span(PARAMS)
+        edges = [v for e in map(fd, (lo, hi, lo - 1, hi + 1, 14.5, 17.5))
+                 for v in (np.nextafter(e, fd(-np.inf)), e, np.nextafter(e, fd(np.inf)))]
+        rng = np.random.default_rng(0)
+        xs = np.concatenate([edges, rng.uniform(-6, 60, 64 - len(edges))]).astype(fd)
+        checked = 0
+        for y in (24.0, 5.6, -13.5, 59.4, 62.6, 24.4999):
+            s = _state(y=y, terrain=[(float(x), int(t)) for x, t in
+                                     zip(xs, rng.integers(18, 31, 64), strict=True)])
+            s = s.replace(terrain_x=jnp.asarray(xs, fd))
+            pr, tr = player_rect(s, PARAMS), terrain_rects(s, PARAMS)
+            by_rects = s.terrain_valid & pc._overlap(pr[0], pr[1], pr[2], pr[3], tr[:, 0],
+                                                     tr[:, 1], tr[:, 2], tr[:, 3])
+            np.testing.assert_array_equal(pc._overlapping_columns(s, PARAMS), by_rects)
+            checked += int(by_rects.sum())
+        assert checked > 10
+
+
+def test_observed_column_first_overlapping_else_first_nearest():
+    """The plain-minimum reductions pick what argmax / argmin pick: the first overlapping
+    column in list order, else the first of the nearest valid columns, else 0."""
+    cases = [
+        [(18.0, 20), (14.0, 28), (16.0, 22)],  # all overlap: the first
+        [(40.0, 20), (16.0, 28), (15.0, 22)],  # the second
+        [(30.0, 20), (2.0, 28), (30.0, 22)],  # none: the nearest, ties to the first
+        [(-3.0, 20), (34.0, 28)],  # none: the nearest
+    ]
+    expected = [0, 1, 0, 1]
+    for terrain, want in zip(cases, expected, strict=True):
+        s = _state(terrain=terrain)
+        assert int(pc.observed_column(s, PARAMS)) == want, terrain
+        over = pc._overlapping_columns(s, PARAMS)
+        nearest = jnp.argmin(jnp.where(s.terrain_valid, jnp.abs(s.terrain_x - 16), jnp.inf))
+        assert want == int(jnp.where(over.any(), jnp.argmax(over), nearest))
+    empty = _state(terrain=[])
+    assert int(pc.observed_column(empty, PARAMS)) == 0

@@ -39,13 +39,13 @@ The trace folder is ``tests/data/pixelcopter`` unless ``REINFORCE_REFERENCE_DIR`
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from traces import trace_files
 
 from reinforce.envs.pixelcopter import (
     MAX_BLOCKS,
@@ -58,15 +58,7 @@ from reinforce.envs.pixelcopter import (
     terrain_rects,
 )
 
-
-def _trace_dir() -> Path:
-    ref = os.environ.get("REINFORCE_REFERENCE_DIR")
-    if ref:
-        return Path(ref) / "pixelcopter"
-    return Path(__file__).resolve().parents[1] / "data" / "pixelcopter"
-
-
-TRACE_FILES = sorted(_trace_dir().glob("*.npz"))
+TRACE_FILES = trace_files("pixelcopter")
 CHUNK = 1024  # rows per compiled call (fixed, so each mode compiles once)
 FRAME_CHUNK = 128
 
