@@ -134,3 +134,39 @@ def test_normalization_and_time_baseline_equal_their_oracles(data, valid_seed):
     baseline = np.asarray(returns.time_baseline(rewards, valid))
     np.testing.assert_allclose(baseline, returns.time_baseline_reference(rewards, valid),
                                rtol=1e-5, atol=1e-4)
+
+
+# --- the env views ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", ["Pixelcopter-PLE-v0", "reinforce/CartPole-v1"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), actions=st.lists(st.integers(0, 1), min_size=1,
+                                                         max_size=400))
+def test_an_env_view_never_leaves_its_observation_space(env_id, seed, actions):
+    import gymnasium
+
+    env = gymnasium.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    for action in actions:
+        assert obs.dtype == np.float32 and np.isfinite(obs).all()
+        assert env.observation_space.contains(obs), obs
+        obs, reward, terminated, truncated, _ = env.step(action)
+        assert np.isfinite(reward)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    assert env.observation_space.contains(obs)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 8),
+       actions=st.lists(st.integers(0, 255), min_size=1, max_size=300))
+def test_a_vector_env_never_leaves_its_observation_space(seed, n, actions):
+    import gymnasium
+
+    env = gymnasium.make_vec("Pixelcopter-PLE-v0", num_envs=n)
+    obs, _ = env.reset(seed=seed)
+    for bits in actions:
+        assert np.isfinite(obs).all() and env.observation_space.contains(obs)
+        obs, reward, *_ = env.step(np.array([(bits >> i) & 1 for i in range(n)], np.int64))
+        assert np.isfinite(reward).all()
