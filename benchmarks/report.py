@@ -186,7 +186,7 @@ def markdown(results: dict[str, Any], png_name: str | None) -> str:
     return "\n".join(parts)
 
 
-COLORS = {"notebook": "tab:red", "notebook-gym": "tab:orange", "torch": "tab:blue",
+COLORS = {"notebook": "tab:red", "notebook-ours": "tab:orange", "torch": "tab:blue",
           "jax": "tab:green", "jax-seeds": "tab:purple", "jax-seeds-cached": "tab:brown"}
 MAX_CURVES = 8
 

@@ -44,9 +44,10 @@ class Variant:
 VARIANTS: dict[str, Variant] = {
     v.name: v for v in (
         Variant("notebook", "notebook", "torch", 2,
-                "the course's loop: one env, a torch forward per step, one episode per update"),
-        Variant("notebook-gym", "notebook", "torch", 2,
-                "the same loop on gymnasium's own CartPole-v1 (numpy) instead of our env layer",
+                "the course's loop: one env (gymnasium's own CartPole-v1; our Pixelcopter), a "
+                "torch forward per step, one episode per update"),
+        Variant("notebook-ours", "notebook", "torch", 2,
+                "the same loop on our reinforce/CartPole-v1 instead of gymnasium's",
                 envs=("CartPole-v1",)),
         Variant("torch", "fast", "torch", 2,
                 "torch backend, train_many (seeds one after the other), episodes batched"),
@@ -65,7 +66,7 @@ BASELINE = "notebook"
 DEFAULT_EPISODES = {"CartPole-v1": None, "Pixelcopter-PLE-v0": 1000}
 #: --quick: training episodes per seed, seeds, evaluation episodes, updates per chunk.
 QUICK = {
-    "episodes": {"CartPole-v1": {"notebook": 20, "notebook-gym": 20, "default": 64},
+    "episodes": {"CartPole-v1": {"notebook": 20, "notebook-ours": 20, "default": 64},
                  "Pixelcopter-PLE-v0": {"default": 12}},
     "seeds": {"jax-seeds": 2, "jax-seeds-cached": 2, "default": 1},
     "eval_episodes": 5,
@@ -100,7 +101,7 @@ def _log(name: str, text: str) -> None:
     print(f"[{name}] {text}", file=sys.stderr, flush=True)
 
 
-def run_notebook(cfg: TrainConfig, seeds: list[int], device: str, gym_native: bool,
+def run_notebook(cfg: TrainConfig, seeds: list[int], device: str, ours: bool,
                  name: str) -> dict[str, Any]:
     import torch
 
@@ -114,7 +115,7 @@ def run_notebook(cfg: TrainConfig, seeds: list[int], device: str, gym_native: bo
                 _log(name, f"seed {seed}: episode {done}/{cfg.n_training_episodes}")
 
         start = time.perf_counter()
-        result = notebook_loop.train(cfg, seed, device, progress, native_gym=gym_native)
+        result = notebook_loop.train(cfg, seed, device, progress, ours=ours)
         eval_returns = notebook_loop.evaluate(result, cfg, cfg.n_evaluation_episodes,
                                               evaluation_seed(seed))
         finished = time.perf_counter() - start
@@ -219,7 +220,7 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     start = time.perf_counter()
     if variant.name.startswith("notebook"):
         raw = run_notebook(cfg, seeds, _device(spec["device"]),
-                           variant.name == "notebook-gym", variant.name)
+                           variant.name == "notebook-ours", variant.name)
     else:
         raw = run_backend(variant.backend, cfg, seeds, _device(spec["device"]), variant.name)
     end = time.perf_counter()

@@ -94,7 +94,7 @@ def test_quick_run_writes_markdown_and_plot_that_match_the_json(quick_run):
 @pytest.mark.parametrize("argv, message", [
     (["--env", "MountainCar-v0"], "unknown env"),
     (["--variants", "notebook,tensorflow"], "unknown variant"),
-    (["--variants", "notebook-gym", "--env", "Pixelcopter-PLE-v0"], "CartPole-v1 only"),
+    (["--variants", "notebook-ours", "--env", "Pixelcopter-PLE-v0"], "CartPole-v1 only"),
     (["--seeds", "0"], "at least 1"),
     (["--seeds", "torch=x"], "positive integer"),
     (["--budget", "jax=8"], "batch_episodes"),
