@@ -29,8 +29,9 @@ import numpy as np
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
 from reinforce.app.runs import RunFolder
 from reinforce.checkpoint import CheckpointError
+from reinforce.envs import make
 from reinforce.envs import pixelcopter as pc
-from reinforce_jax.policy import from_export, make_policy
+from reinforce_jax.policy import from_export, policy_for
 
 #: Margins (px to the observed column's ceiling or floor) whose frame shares are reported.
 MARGINS = (3.0, 5.0, 7.0)
@@ -67,8 +68,10 @@ def in_open_space(state: pc.PixelcopterState, params: pc.PixelcopterParams) -> j
 
 
 def play(act, key: jax.Array, n_episodes: int, max_t: int,
-         params: pc.PixelcopterParams | None = None) -> dict[str, np.ndarray]:
-    """``n_episodes`` episodes of ``act(obs, key) -> action`` up to ``max_t`` frames.
+         params: pc.PixelcopterParams | None = None, obs_mode: str = "features",
+         frame_stack: int = 1) -> dict[str, np.ndarray]:
+    """``n_episodes`` episodes of ``act(obs, key) -> action`` up to ``max_t`` frames, the policy
+    seeing the game as ``obs_mode`` says (the 7 values, or its last ``frame_stack`` frames).
 
     Returns per episode: ``crashed`` (bool), ``length`` (frames played), ``causes``
     (``bool[len(CAUSES)]`` of the crash frame, all False without a crash), ``near`` (frames
@@ -76,8 +79,11 @@ def play(act, key: jax.Array, n_episodes: int, max_t: int,
     ``near_open`` (frames in open space within each margin) and ``open_crash`` (the crash frame
     started in open space).
     """
-    env = pc.Pixelcopter()
-    params = env.default_params() if params is None else params
+    env, default = make(pc.Pixelcopter.id, obs_mode, frame_stack)
+    params = default if params is None else params
+
+    def game(state):  # the game's own state, whatever the policy sees
+        return state.inner if obs_mode == "pixels" else state
 
     def episode(k):
         reset_key, k = jax.random.split(k)
@@ -89,10 +95,11 @@ def play(act, key: jax.Array, n_episodes: int, max_t: int,
             action = act(obs, action_key)
             next_obs, next_state, _, terminated, _, _ = env.step(step_key, state, action, params)
             crash = terminated & ~over
-            causes = jnp.where(crash, crash_causes(state, action, params), causes)
-            margin = jnp.minimum(obs[2], obs[3])
+            causes = jnp.where(crash, crash_causes(game(state), action, params), causes)
+            features = pc.observation(game(state), params)
+            margin = jnp.minimum(features[2], features[3])
             is_near = (margin < jnp.asarray(MARGINS)) & ~over
-            is_open = in_open_space(state, params) & ~over
+            is_open = in_open_space(game(state), params) & ~over
             near = near + is_near
             open_ = open_ + is_open
             near_open = near_open + (is_near & is_open)
@@ -178,14 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as exc:
         return fail(str(exc))
     max_t = args.max_t or folder.cfg.max_t
-    policy = make_policy(folder.cfg.hidden_sizes, folder.num_actions)
+    policy = policy_for(folder.arch)
     for i, (spec, state) in enumerate(zip(folder.runs, states, strict=True)):
         params = from_export(state)
 
         def act(obs, key, params=params):
             return jax.random.categorical(key, policy.apply(params, obs))
 
-        result = play(act, jax.random.key(args.seed), args.episodes, max_t)
+        result = play(act, jax.random.key(args.seed), args.episodes, max_t,
+                      obs_mode=folder.cfg.obs, frame_stack=folder.cfg.frame_stack)
         label = f"run {i} (seed {spec.seed}, lr {spec.lr:g})"
         print(format_report(label, summarize(result), max_t), flush=True)
     return 0

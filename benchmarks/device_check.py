@@ -12,6 +12,9 @@ On a GPU (``--device gpu``, the default) it
    backend on CUDA, JAX with one seed and with 32 seeds) and again with 2048 seeds, and a
    short Pixelcopter run (compile time and speed);
 4. measures the gymnasium views' and the host batch's env steps per second;
+5. only when asked (``--parts pixels``, about 15 minutes): trains the GPU pixel preset
+   (``--preset pixels-gpu``, 2 seeds), evaluates every run on 100 and 1000 episodes and
+   reports its crash causes;
 
 and writes ``<out-dir>/<date>-<host>-device-check-<device>.json`` and ``.md``. ``--device cpu``
 runs the same on the CPU with smaller sizes: a dry run of the script. Every part runs in a
@@ -65,7 +68,17 @@ COMPARE_RUNS = {
 }
 
 #: Seconds each part may take before it is stopped.
-LIMITS = {"tests": 150, "returns": 60, "compare": 180, "views": 60}
+LIMITS = {"tests": 150, "returns": 60, "compare": 180, "views": 60, "pixels": 1200}
+#: The parts run when --parts does not say; ``pixels`` (the GPU pixel preset's whole training,
+#: about 15 minutes) only when asked for.
+DEFAULT_PARTS = "tests,returns,compare,views"
+PARTS = ("tests", "returns", "compare", "views", "pixels")
+
+#: The pixel policies' run: the GPU preset (a CPU dry run: a few updates of the CPU one).
+PIXELS_RUNS = {
+    "gpu": ["--preset", "pixels-gpu", "--seeds", "2"],
+    "cpu": ["--preset", "pixels", "--seeds", "2", "--episodes", "64", "--eval-episodes", "10"],
+}
 
 
 class UsageError(Exception):
@@ -83,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="gpu (default): the checks on the accelerator; cpu: a dry run")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT,
                    help="where the .json and .md go (default benchmarks/results/)")
-    p.add_argument("--parts", default="tests,returns,compare,views",
-                   help="comma-separated subset of tests,returns,compare,views")
+    p.add_argument("--parts", default=DEFAULT_PARTS,
+                   help=f"comma-separated, from {','.join(PARTS)} (default {DEFAULT_PARTS}; "
+                        "pixels trains the GPU pixel preset, about 15 minutes on one GPU)")
     return p
 
 
@@ -239,6 +253,41 @@ def part_views(device: str) -> dict[str, Any]:
     return {**result, "measured": _result_line(result["output_tail"])}
 
 
+#: Every run of a pixel training evaluated again on 1000 episodes (through the contract).
+EVALUATE_SCRIPT = r"""
+import json, sys
+from reinforce.app import backends
+from reinforce.app.runs import RunFolder
+from reinforce.evaluation import summarize
+folder = RunFolder.load(sys.argv[1])
+backend = backends.get(folder.backend)
+rows = []
+for i, spec in enumerate(folder.runs):
+    for n in (100, 1000):
+        r = summarize(backend.evaluate(folder.cfg, folder.load_weights(i), n, 54321 + i, "auto"))
+        rows.append({"seed": spec.seed, "episodes": n, "mean": r.mean_reward,
+                     "std": r.std_reward, "score": r.score})
+print("RESULT " + json.dumps(rows))
+"""
+
+
+def part_pixels(device: str, workdir: Path) -> dict[str, Any]:
+    """The pixel preset trained and every run evaluated on 100 and 1000 episodes, and its crash
+    causes."""
+    run = workdir / "pixels-run"
+    train = run_child(["-m", "reinforce", "train", "--env", "Pixelcopter-PLE-v0",
+                       *PIXELS_RUNS[device], "--out", str(run), "--quiet"], device,
+                      LIMITS["pixels"])
+    out: dict[str, Any] = {"train": train, "exit_code": train["exit_code"]}
+    if train["exit_code"] == 0:
+        evaluated = run_child(["-c", EVALUATE_SCRIPT, str(run)], device, 300)
+        crashes = run_child(["-m", "benchmarks.crashes", str(run), "--episodes", "200"], device,
+                            300)
+        out.update(evaluate=evaluated, measured=_result_line(evaluated["output_tail"]),
+                   crashes=crashes, exit_code=evaluated["exit_code"] or crashes["exit_code"])
+    return out
+
+
 def markdown(results: dict[str, Any]) -> str:
     lines = [f"# Device check ({results['device']}), {results['created']}", "",
              f"`{results['command']}` on {results['machine'].get('cpu_model')}"
@@ -272,6 +321,17 @@ def markdown(results: dict[str, Any]) -> str:
             if not r.get("variants"):
                 lines.append(f"| {run} | failed (exit code {r['exit_code']}) | | | | | | | |")
         lines.append("")
+    if "pixels" in parts:
+        p = parts["pixels"]
+        lines += ["## Pixel policies", "", f"training: exit code {p['exit_code']}, "
+                  f"{p['train']['seconds']} s", ""]
+        if p.get("measured"):
+            lines += ["| seed | episodes | mean | std | score |", "| --- | --- | --- | --- | --- |"]
+            lines += [f"| {r['seed']} | {r['episodes']} | {r['mean']:.1f} | {r['std']:.1f} | "
+                      f"{r['score']:.1f} |" for r in p["measured"]]
+            lines.append("")
+        if p.get("crashes"):
+            lines += ["```text", p["crashes"]["output_tail"].strip(), "```", ""]
     if "views" in parts and parts["views"].get("measured"):
         lines += ["## Env steps per second", "", "| what | steps/s |", "| --- | --- |"]
         lines += [f"| {r['what']} | {r['steps_per_s']:,.0f} |"
@@ -291,10 +351,10 @@ def accelerator(device: str) -> str | None:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - {"tests", "returns", "compare", "views"})
+    unknown = sorted(set(parts) - set(PARTS))
     if unknown or not parts:
         raise UsageError(f"--parts: unknown part(s) {', '.join(unknown) or '(none)'}; choose "
-                         "from tests, returns, compare, views")
+                         f"from {', '.join(PARTS)}")
     found = accelerator(args.device)
     if args.device == "gpu" and (found is None or "cpu" in found.lower()):
         raise UsageError("--device gpu: JAX sees no GPU on this machine; use --device cpu for "
@@ -315,6 +375,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 results["parts"][part] = part_returns(args.device)
             elif part == "compare":
                 results["parts"][part] = part_compare(args.device, Path(tmp))
+            elif part == "pixels":
+                results["parts"][part] = part_pixels(args.device, Path(tmp))
             else:
                 results["parts"][part] = part_views(args.device)
             print(f"[{part}] {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)

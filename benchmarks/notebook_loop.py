@@ -115,4 +115,4 @@ def train(
 def evaluate(result: LoopResult, cfg: TrainConfig, n_episodes: int, seed: int) -> np.ndarray:
     """Returns of ``n_episodes`` episodes of the trained stochastic policy (shared evaluator)."""
     policy = result.policy.to("cpu")
-    return play_episodes(cfg.env_id, policy.numpy_probabilities, n_episodes, cfg.max_t, seed)
+    return play_episodes(cfg, policy.numpy_probabilities, n_episodes, seed)

@@ -1,6 +1,6 @@
 """Reading and writing weights and run folders: safetensors and JSON only, never pickle.
 
-Weights are always stored in the export format (:func:`expected_shapes`: the torch layout)
+Weights are always stored in the export format (``reinforce.architecture``: the torch layout)
 whichever backend trained them, so any run folder can be evaluated, recorded or pushed by either
 backend.
 Files are written atomically (a temporary file in the same folder, then a rename).
@@ -228,28 +228,3 @@ def take(arrays: dict[str, np.ndarray], name: str, source: Path | str, shape: tu
         raise CheckpointError(f"{source}: {name!r} has dtype {value.dtype}, "
                               f"expected {np.dtype(dtype)}")
     return value
-
-
-def expected_shapes(observation_size: int, num_actions: int, hidden_sizes) -> dict[str, tuple]:
-    """The export format: ``layers.{i}.weight`` ``[out, in]`` and ``layers.{i}.bias`` ``[out]``
-    for each layer of the MLP, float32."""
-    widths = (observation_size, *hidden_sizes, num_actions)
-    shapes: dict[str, tuple] = {}
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
-        shapes[f"layers.{i}.weight"] = (b, a)
-        shapes[f"layers.{i}.bias"] = (b,)
-    return shapes
-
-
-def check_architecture(state: dict[str, np.ndarray], observation_size: int, num_actions: int,
-                       hidden_sizes, source: Path | str) -> None:
-    want = expected_shapes(observation_size, num_actions, hidden_sizes)
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if got != want:
-        raise CheckpointError(
-            f"weights in {source} do not fit the architecture {observation_size}->"
-            f"{'->'.join(map(str, hidden_sizes))}->{num_actions} (got shapes {got})"
-        )
-    for name, value in state.items():
-        if not np.all(np.isfinite(value)):
-            raise CheckpointError(f"weights in {source} hold non-finite values ({name})")

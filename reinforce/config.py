@@ -43,6 +43,11 @@ def segment_cut(gamma: float) -> int:
     return math.ceil(math.log(SEGMENT_TOLERANCE) / math.log(gamma) - 1e-9)
 
 
+#: What the policy sees: the env's feature vector, or its rendered frames.
+OBS_MODES = ("features", "pixels")
+#: The envs whose frames are small enough to learn from.
+PIXEL_ENV_IDS = ("Pixelcopter-PLE-v0",)
+
 #: Where a backend computes (``--device``): ``auto`` is the accelerator when there is one.
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -97,6 +102,12 @@ class TrainConfig:
 
     env_id: str = _doc(f"environment: {', '.join(ENV_IDS)}", flag="--env",
                        default="CartPole-v1")
+    obs: str = _doc(
+        "what the policy sees: features (the env's observation vector) or pixels (the frames "
+        "the env renders, in gray, through a small CNN; Pixelcopter-PLE-v0)",
+        default="features",
+    )
+    frame_stack: int = _doc("pixels: the last N frames the policy sees", metavar="N", default=1)
     hidden_sizes: tuple[int, ...] = _doc(
         "hidden layer widths of the policy MLP (ReLU between layers, softmax at the end), "
         "e.g. 16 or 64,128", flag="--hidden", parse=int_list, default=(16,),
@@ -160,6 +171,7 @@ class TrainConfig:
             raise ConfigError(f"unknown baseline {self.baseline!r}; choose one of "
                               f"{', '.join(BASELINES)}")
         self._check_segments()
+        self._check_obs()
         if int(self.lr_warmup) < 0:
             raise ConfigError(f"lr_warmup must be 0 or more updates, got {self.lr_warmup}")
         if self.batch_episodes > self.n_training_episodes:
@@ -190,6 +202,18 @@ class TrainConfig:
         if not isinstance(hidden, tuple | list) or not all(_is_int(h) for h in hidden):
             raise ConfigError(f"hidden sizes must be positive integers, got {hidden!r}")
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in hidden))
+
+    def _check_obs(self) -> None:
+        if self.obs not in OBS_MODES:
+            raise ConfigError(f"unknown observation mode {self.obs!r}; choose one of "
+                              f"{', '.join(OBS_MODES)}")
+        if self.frame_stack < 1:
+            raise ConfigError(f"frame_stack must be at least 1, got {self.frame_stack}")
+        if self.obs == "pixels" and self.env_id not in PIXEL_ENV_IDS:
+            raise ConfigError(f"obs pixels is for {', '.join(PIXEL_ENV_IDS)} (48 x 48 frames), "
+                              f"not {self.env_id}")
+        if self.frame_stack > 1 and self.obs != "pixels":
+            raise ConfigError("frame_stack stacks frames: it needs obs pixels")
 
     def _check_segments(self) -> None:
         n = int(self.segment_steps)
@@ -286,6 +310,25 @@ PRESETS: dict[str, dict[str, TrainConfig]] = {
             segment_steps=1024, chunk_updates=500,
         ),
     },
+    # Pixelcopter through its frames (a CNN on the last 2 gray frames), for a 2-core CPU:
+    # small batches, as many updates as 45 minutes allow.
+    "pixels": {
+        "Pixelcopter-PLE-v0": TrainConfig(
+            env_id="Pixelcopter-PLE-v0", obs="pixels", frame_stack=2, hidden_sizes=(64,),
+            lr=1e-3, gamma=0.95, n_training_episodes=16 * 3000, max_t=10000,
+            batch_episodes=16, lr_decay=True, lr_warmup=250, segment_steps=256,
+            chunk_updates=50,
+        ),
+    },
+    # The same for one GPU: hundreds of envs per update (a warm-up keeps the higher lr).
+    "pixels-gpu": {
+        "Pixelcopter-PLE-v0": TrainConfig(
+            env_id="Pixelcopter-PLE-v0", obs="pixels", frame_stack=2, hidden_sizes=(64,),
+            lr=3e-3, gamma=0.95, n_training_episodes=256 * 2500, max_t=10000,
+            batch_episodes=256, lr_decay=True, lr_warmup=250, segment_steps=1024,
+            chunk_updates=50,
+        ),
+    },
 }
 
 DEFAULT_PRESET = "fast"
@@ -294,8 +337,11 @@ DEFAULT_PRESET = "fast"
 def preset(name: str, env_id: str) -> TrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    if env_id not in PRESETS[name]:
+    if env_id not in ENV_IDS:
         raise ConfigError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
+    if env_id not in PRESETS[name]:
+        raise ConfigError(f"preset {name} is for {', '.join(PRESETS[name])} only, not "
+                          f"{env_id}")
     return PRESETS[name][env_id]
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from reinforce.config import CERTIFICATION
+from reinforce.config import CERTIFICATION, TrainConfig
 from reinforce.envs.batched import BatchedEnv
 
 
@@ -46,18 +46,19 @@ def certification_line(env_id: str, result: EvalResult) -> str:
 
 
 def play_episodes(
-    env_id: str,
+    cfg: TrainConfig,
     probabilities: Callable[[np.ndarray], np.ndarray],
     n_episodes: int,
-    max_t: int,
     seed: int,
 ) -> np.ndarray:
-    """Undiscounted returns of ``n_episodes`` episodes, actions sampled from the policy.
+    """Undiscounted returns of ``n_episodes`` episodes of ``cfg``'s env (observed as ``cfg``
+    says, cut at ``cfg.max_t`` steps), actions sampled from the policy.
 
-    ``probabilities`` maps observations ``[n, S]`` to action probabilities ``[n, A]`` (any
+    ``probabilities`` maps observations ``[n, ...]`` to action probabilities ``[n, A]`` (any
     backend). The episodes run side by side through :class:`~reinforce.envs.batched.BatchedEnv`.
     """
-    env = BatchedEnv(env_id, n_episodes, seed)
+    env = BatchedEnv(cfg.env_id, n_episodes, seed, cfg.obs, cfg.frame_stack)
+    max_t = cfg.max_t
     rng = np.random.default_rng(seed)
     obs = env.reset()
     alive = np.ones(n_episodes, bool)

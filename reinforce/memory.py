@@ -19,8 +19,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from reinforce.architecture import architecture
 from reinforce.config import ConfigError
-from reinforce.envs import Environment
+from reinforce.envs import Environment, make
 
 #: The share of a place's free memory a training may plan to use.
 HEADROOM = 0.8
@@ -51,10 +52,27 @@ def options(cfg) -> tuple[str, str]:
     return f"--batch-episodes or {length}", f"--hidden, --batch-episodes or {length}"
 
 
-def params_count(observation_size: int, hidden_sizes, num_actions: int) -> int:
-    """Weights and biases of the MLP."""
-    widths = (observation_size, *hidden_sizes, num_actions)
-    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+@dataclass(frozen=True)
+class Sizes:
+    """What one step and one network of a config take."""
+
+    observation: int  # bytes of one observation
+    step: int  # bytes of one rollout step: the observation, action, reward, return, weight, masks
+    activations: int  # bytes of one step's activations in the gradient
+    params: int  # parameters of the network
+    state: int  # bytes of one env's state
+
+
+def sizes(cfg) -> Sizes:
+    """The :class:`Sizes` of a ``TrainConfig``'s env, observation mode and network."""
+    env, params = make(cfg.env_id, cfg.obs, cfg.frame_stack)
+    arch = architecture(cfg)
+    observation = arch.observation_size * np.dtype(env.observation_dtype).itemsize
+    # each layer's output before and after its ReLU; frames once more as floats
+    values = 2 * sum(cfg.hidden_sizes) + 2 * sum(math.prod(s) for s in arch.conv_shapes())
+    values += arch.observation_size if arch.convs else 0
+    return Sizes(observation, observation + 4 * WORD + 2, values * WORD, arch.params_count(),
+                 env_state_bytes(env, params))
 
 
 def env_state_bytes(env: Environment, params) -> int:

@@ -35,9 +35,10 @@ import jax.numpy as jnp
 import optax
 
 from reinforce import envs, returns
+from reinforce.architecture import architecture
 from reinforce.backend import Metrics
 from reinforce.config import SEGMENT_BLOCK, TrainConfig
-from reinforce_jax.policy import Policy, init_params, log_probs, make_policy
+from reinforce_jax.policy import Policy, init_params, log_probs, policy_for
 
 #: Steps per time chunk of a rollout (the granularity of early stopping).
 CHUNK_LEN = 64
@@ -94,7 +95,7 @@ def _policy_step(env: envs.Environment, env_params: Any, policy: Policy, params:
         )
         done = alive & (terminated | truncated | (t + 1 >= horizon))
         record = Rollout(
-            obs=jnp.where(alive[:, None], obs, 0.0),
+            obs=envs.where_alive(alive, obs),
             actions=action,
             rewards=jnp.where(alive, reward, 0.0).astype(jnp.float32),
             dones=done,
@@ -128,7 +129,7 @@ def collect(
     key, (obs, state) = _fresh_episodes(env, env_params, key, n_episodes)
     shape = (n_chunks, chunk_len, n_episodes)
     buffer = Rollout(
-        obs=jnp.zeros((*shape, env.observation_size), jnp.float32),
+        obs=jnp.zeros((*shape, *env.observation_shape), env.observation_dtype),
         actions=jnp.zeros(shape, jnp.int32),
         rewards=jnp.zeros(shape, jnp.float32),
         dones=jnp.zeros(shape, bool),
@@ -353,8 +354,8 @@ class Trainer:
         self.cfg = cfg
         #: The axis name under which the caller vmaps runs (see :func:`any_run`), if any.
         self.runs_axis = runs_axis
-        self.env, self.env_params = envs.make(cfg.env_id)
-        self.policy = make_policy(cfg.hidden_sizes, self.env.num_actions)
+        self.env, self.env_params = envs.make(cfg.env_id, cfg.obs, cfg.frame_stack)
+        self.policy = policy_for(architecture(cfg))
         self.horizon = envs.horizon(self.env_params, cfg.max_t)
         # Equal chunks that cover the horizon with the least padding (500 -> 8 x 63).
         n_chunks = -(-self.horizon // chunk_len)
@@ -363,7 +364,7 @@ class Trainer:
 
     def init(self, key: jax.Array, lr: float | jax.Array | None = None) -> TrainState:
         key, init_key = jax.random.split(key)
-        params = init_params(self.policy, init_key, self.env.observation_size)
+        params = init_params(self.policy, init_key, self.env.observation_shape)
         lr = self.cfg.lr if lr is None else lr
         return TrainState(
             params=params,

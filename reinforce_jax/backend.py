@@ -39,32 +39,27 @@ class JaxBackend:
         devices = run_devices(n_runs, device)
         where = "host" if devices[0].platform == "cpu" else str(devices[0])
         share = math.ceil(n_runs / len(devices))
-        trainer = Trainer(cfg)
-        env, obs = trainer.env, trainer.env.observation_size
+        trainer, size = Trainer(cfg), memory.sizes(cfg)
         B = cfg.batch_episodes
         if cfg.segment_steps:
             steps, chunk = cfg.segment_steps, SEGMENT_BLOCK
         else:
             chunk = trainer.chunk_len
             steps = math.ceil(trainer.horizon / chunk) * chunk
-        state = memory.env_state_bytes(env, trainer.env_params)
-        # a step of the rollout: obs, action, reward, return, weight (4 bytes each), two masks
-        step = (obs + 4) * memory.WORD + 2
-        hidden = 2 * sum(cfg.hidden_sizes) * memory.WORD  # a step's activations, before and after
-        n_params = memory.params_count(obs, cfg.hidden_sizes, env.num_actions)
         rollout, activations = memory.options(cfg)
         return memory.Estimate((
             memory.Part("parameters with gradients and Adam moments", where,
-                        share * 4 * n_params * memory.WORD, "--hidden", share),
+                        share * 4 * size.params * memory.WORD, "--hidden", share),
             # the rollout twice: the loop's buffer and its copy
-            memory.Part("rollout of an update", where, share * 2 * steps * B * step, rollout,
-                        share),
+            memory.Part("rollout of an update", where, share * 2 * steps * B * size.step,
+                        rollout, share),
             # the gradient runs chunk by chunk
-            memory.Part("hidden activations of a chunk", where, share * chunk * B * hidden,
+            memory.Part("activations of a chunk", where, share * chunk * B * size.activations,
                         activations, share),
-            memory.Part("env states", where, share * 2 * B * state, "--batch-episodes", share),
+            memory.Part("env states", where, share * 2 * B * size.state, "--batch-episodes",
+                        share),
             memory.Part("evaluation", where, share * cfg.n_evaluation_episodes
-                        * (2 * state + (obs + 2) * memory.WORD), "--eval-episodes", share),
+                        * (2 * size.state + size.observation + 8), "--eval-episodes", share),
             memory.Part("metrics of every update", "host",
                         n_runs * cfg.n_updates * (len(METRIC_NAMES) * memory.WORD + 8),
                         "--episodes", n_runs),

@@ -1,15 +1,18 @@
-"""The policy as a Flax module: an MLP from observation to action logits.
+"""The policy as a Flax module: an MLP from observation to action logits, after a small CNN
+when the observations are frames (``reinforce.architecture``).
 
-Layers are initialised like ``torch.nn.Linear`` (uniform in +-1/sqrt(fan_in) for weights and
-biases), so both backends start from the same distribution of networks. Parameters are named
-``layers_0, layers_1, ...``, matching the torch module's ``layers.0, layers.1, ...``;
+Layers are initialised like ``torch.nn.Linear`` and ``torch.nn.Conv2d`` (uniform in
++-1/sqrt(fan_in) for weights and biases), so both backends start from the same distribution of
+networks. Parameters are named ``convs_0, ...`` and ``layers_0, layers_1, ...``, matching the
+torch module's ``convs.0, ...`` and ``layers.0, layers.1, ...``;
 :func:`to_export` and :func:`from_export` convert them to and from the export format, the
 torch layout (``reinforce.checkpoint.expected_shapes``), exactly: a round trip gives back the
 same bits.
 
-Every matrix product runs at full float32 precision (:data:`PRECISION`) on every platform: GPUs
-and TPUs otherwise multiply float32 matrices in reduced precision (TF32 / bfloat16 passes), and
-the policy would no longer agree with the torch backend to float32 rounding. The precision is
+Every matrix product and convolution runs at full float32 precision (:data:`PRECISION`) on
+every platform: GPUs and TPUs otherwise multiply float32 matrices in reduced precision (TF32 /
+bfloat16 passes), and the policy would no longer agree with the torch backend to float32
+rounding. The precision is
 set on the operation, so it holds in the gradient too and needs no environment variable.
 """
 
@@ -23,7 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-#: The precision of every matrix product of the policy, forward and backward.
+from reinforce.architecture import Architecture
+
+#: The precision of every matrix product and convolution of the policy, forward and backward.
 PRECISION = jax.lax.Precision.HIGHEST
 
 
@@ -49,30 +54,69 @@ class Linear(nn.Module):
         return jnp.matmul(x, kernel, precision=PRECISION) + bias
 
 
+class Conv(nn.Module):
+    """A VALID convolution of ``[N, H, W, C]`` images with torch's default initialisation;
+    the kernel is ``[k, k, in, out]``."""
+
+    features: int
+    kernel: int
+    stride: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        fan_in = self.kernel * self.kernel * x.shape[-1]
+        shape = (self.kernel, self.kernel, x.shape[-1], self.features)
+        kernel = self.param("kernel", _torch_uniform(fan_in), shape)
+        bias = self.param("bias", _torch_uniform(fan_in), (self.features,))
+        y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                         precision=PRECISION)
+        return y + bias
+
+
 class Policy(nn.Module):
-    """obs -> hidden_sizes[0] -> ... -> num_actions logits, ReLU in between."""
+    """obs -> [conv layers ->] hidden_sizes[0] -> ... -> num_actions logits, ReLU in between.
+
+    Frames (``convs`` given) are ``uint8 [..., H, W, C]``, scaled by 1/255; the conv output
+    is flattened in height, width, channel order."""
 
     hidden_sizes: Sequence[int]
     num_actions: int
+    convs: Sequence[Sequence[int]] = ()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs
+        if self.convs:
+            lead = obs.shape[:-3]
+            x = obs.reshape(-1, *obs.shape[-3:]).astype(jnp.float32) / 255.0
+            for i, (channels, kernel, stride) in enumerate(self.convs):
+                x = nn.relu(Conv(channels, kernel, stride, name=f"convs_{i}")(x))
+            x = x.reshape(*lead, -1)
         for i, width in enumerate(self.hidden_sizes):
             x = nn.relu(Linear(width, name=f"layers_{i}")(x))
         return Linear(self.num_actions, name=f"layers_{len(self.hidden_sizes)}")(x)
 
 
-def make_policy(hidden_sizes: Sequence[int], num_actions: int) -> Policy:
-    return Policy(hidden_sizes=tuple(hidden_sizes), num_actions=num_actions)
+def make_policy(hidden_sizes: Sequence[int], num_actions: int,
+                convs: Sequence[Sequence[int]] = ()) -> Policy:
+    return Policy(hidden_sizes=tuple(hidden_sizes), num_actions=num_actions,
+                  convs=tuple(tuple(c) for c in convs))
 
 
-def init_params(policy: Policy, key: jax.Array, observation_size: int):
-    return policy.init(key, jnp.zeros((observation_size,), jnp.float32))
+def policy_for(arch: Architecture) -> Policy:
+    return make_policy(arch.hidden_sizes, arch.num_actions, arch.convs)
+
+
+def init_params(policy: Policy, key: jax.Array, observation_shape: int | tuple[int, ...]):
+    """Fresh parameters for observations of ``observation_shape`` (an int: a vector)."""
+    shape = (observation_shape,) if isinstance(observation_shape, int) else observation_shape
+    return policy.init(key, jnp.zeros(shape, jnp.uint8 if policy.convs else jnp.float32))
 
 
 def log_probs(policy: Policy, params, obs: jax.Array, actions: jax.Array) -> jax.Array:
-    """log pi(a|s) for every (obs, action) pair; obs ``[..., S]``, actions ``[...]``."""
+    """log pi(a|s) for every (obs, action) pair; obs ``[..., *observation_shape]``, actions
+    ``[...]``."""
     logp = jax.nn.log_softmax(policy.apply(params, obs), axis=-1)
     # A select against the action's one-hot mask, not a gather: the same values, and on the
     # CPU the select (and its transpose in the gradient) is cheaper than gather and scatter.
@@ -86,18 +130,22 @@ def probabilities(policy: Policy, params, obs: jax.Array) -> jax.Array:
 
 # --- the export format ----------------------------------------------------------------------
 
-_KEY = re.compile(r"^layers\.(\d+)\.(weight|bias)$")
+_KEY = re.compile(r"^(layers|convs)\.(\d+)\.(weight|bias)$")
+#: A Flax conv kernel ``[k, k, in, out]`` against the torch layout ``[out, in, k, k]``.
+_TO_TORCH, _FROM_TORCH = (3, 2, 0, 1), (2, 3, 1, 0)
 
 
 def to_export(params) -> dict[str, np.ndarray]:
-    """The weights in the export format: ``layers.{i}.weight`` ``[out, in]`` and
-    ``layers.{i}.bias`` ``[out]``, numpy float32 (Flax keeps ``kernel`` as ``[in, out]``)."""
-    layers = params["params"]
+    """The weights in the export format (``Architecture.expected_shapes``), numpy float32: a
+    dense kernel ``[in, out]`` becomes ``layers.{i}.weight`` ``[out, in]``, a conv kernel
+    ``[k, k, in, out]`` becomes ``convs.{i}.weight`` ``[out, in, k, k]``."""
     out: dict[str, np.ndarray] = {}
-    for i in range(len(layers)):
-        layer = layers[f"layers_{i}"]
-        out[f"layers.{i}.weight"] = np.ascontiguousarray(np.asarray(layer["kernel"]).T)
-        out[f"layers.{i}.bias"] = np.asarray(layer["bias"]).copy()
+    for name, layer in params["params"].items():
+        kind, i = name.rsplit("_", 1)
+        kernel = np.asarray(layer["kernel"])
+        axes = _TO_TORCH if kind == "convs" else (1, 0)
+        out[f"{kind}.{i}.weight"] = np.ascontiguousarray(kernel.transpose(axes))
+        out[f"{kind}.{i}.bias"] = np.asarray(layer["bias"]).copy()
     return out
 
 
@@ -107,12 +155,14 @@ def from_export(weights: dict[str, np.ndarray]) -> dict:
     for name, value in weights.items():
         match = _KEY.match(name)
         if match is None:
-            raise ValueError(f"unexpected weight {name!r} (expected layers.<i>.weight/bias)")
-        i, kind = match.groups()
+            raise ValueError(f"unexpected weight {name!r} (expected layers.<i>.weight/bias or "
+                             "convs.<i>.weight/bias)")
+        kind, i, part = match.groups()
         value = np.asarray(value, np.float32)
-        entry = layers.setdefault(f"layers_{i}", {})
-        if kind == "weight":
-            entry["kernel"] = jnp.asarray(value.T)
+        entry = layers.setdefault(f"{kind}_{i}", {})
+        if part == "weight":
+            entry["kernel"] = jnp.asarray(value.transpose(_FROM_TORCH if kind == "convs"
+                                                          else (1, 0)))
         else:
             entry["bias"] = jnp.asarray(value)
     return {"params": layers}

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from reinforce import envs, returns
+from reinforce.architecture import architecture
 from reinforce.backend import Metrics
 from reinforce.checkpoint import CheckpointError, take
 from reinforce.config import SEGMENT_BLOCK, TrainConfig
@@ -63,7 +64,7 @@ def _play_step(env: BatchedEnv, policy: Policy, generator: torch.Generator, obs:
     actions = torch.multinomial(probs, 1, generator=generator).squeeze(1).numpy()
     next_obs, reward, terminated, truncated = env.step(actions)
     done = alive & (terminated | truncated | (t + 1 >= horizon))
-    record["obs"].append(np.where(alive[:, None], obs, 0.0).astype(np.float32))
+    record["obs"].append(envs.where_alive(alive, obs))
     record["actions"].append(actions)
     record["rewards"].append(np.where(alive, reward, 0.0).astype(np.float32))
     record["dones"].append(done)
@@ -159,10 +160,9 @@ class Trainer:
         self.lr = cfg.lr if lr is None else float(lr)
         self.device = torch_device(device)
         self.generator = seed_everything(seed)
-        self.env = BatchedEnv(cfg.env_id, cfg.batch_episodes, seed)
+        self.env = BatchedEnv(cfg.env_id, cfg.batch_episodes, seed, cfg.obs, cfg.frame_stack)
         self.horizon = envs.horizon(self.env.params, cfg.max_t)
-        self.policy = Policy(self.env.observation_size, self.env.num_actions,
-                             cfg.hidden_sizes).to(self.device)
+        self.policy = Policy.build(architecture(cfg)).to(self.device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda u: cfg.lr_factor(u)
@@ -285,5 +285,4 @@ class Trainer:
 
     def evaluate(self, n_episodes: int, seed: int) -> np.ndarray:
         """Undiscounted returns of ``n_episodes`` episodes of the policy, played from ``seed``."""
-        return play_episodes(self.cfg.env_id, self.policy.numpy_probabilities, n_episodes,
-                             self.cfg.max_t, seed)
+        return play_episodes(self.cfg, self.policy.numpy_probabilities, n_episodes, seed)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from reinforce import memory
+from reinforce.architecture import architecture
 from reinforce.backend import METRIC_NAMES, Supervisor, TrainResult
 from reinforce.checkpoint import TrainingCheckpoint
 from reinforce.config import TrainConfig
@@ -33,25 +34,22 @@ class TorchBackend:
         """One run at a time: the network, its gradients, Adam's moments and the update's
         activations on the device; the rollout, the envs and the evaluation on the host."""
         where = "host" if torch_device(device).type == "cpu" else str(torch_device(device))
-        env, params = make(cfg.env_id)
-        obs, B = env.observation_size, cfg.batch_episodes
+        _, params = make(cfg.env_id)
+        size, B = memory.sizes(cfg), cfg.batch_episodes
         steps = cfg.segment_steps or horizon(params, cfg.max_t)
-        state = memory.env_state_bytes(env, params)
-        step = (obs + 4) * memory.WORD + 2  # obs, action, reward, return, weight, two masks
-        hidden = 2 * sum(cfg.hidden_sizes) * memory.WORD  # a step's activations, before and after
-        n_params = memory.params_count(obs, cfg.hidden_sizes, env.num_actions)
         rollout, activations = memory.options(cfg)
         return memory.Estimate((
             memory.Part("parameters with gradients and Adam moments", where,
-                        4 * n_params * memory.WORD, "--hidden"),
+                        4 * size.params * memory.WORD, "--hidden"),
             # the steps as recorded, then stacked
-            memory.Part("rollout of an update", "host", 2 * steps * B * step, rollout),
-            memory.Part("the update's inputs on the device", where, steps * B * step, rollout),
-            memory.Part("hidden activations of an update", where, steps * B * hidden,
+            memory.Part("rollout of an update", "host", 2 * steps * B * size.step, rollout),
+            memory.Part("the update's inputs on the device", where, steps * B * size.step,
+                        rollout),
+            memory.Part("activations of an update", where, steps * B * size.activations,
                         activations),
-            memory.Part("env states", "host", 2 * B * state, "--batch-episodes"),
+            memory.Part("env states", "host", 2 * B * size.state, "--batch-episodes"),
             memory.Part("evaluation", "host", cfg.n_evaluation_episodes
-                        * (2 * state + (obs + 2) * memory.WORD), "--eval-episodes"),
+                        * (2 * size.state + size.observation + 8), "--eval-episodes"),
             memory.Part("metrics of every update", "host",
                         n_runs * cfg.n_updates * (len(METRIC_NAMES) * 8 + 8), "--episodes",
                         n_runs),
@@ -71,11 +69,8 @@ class TorchBackend:
     def evaluate(self, cfg: TrainConfig, weights: dict[str, np.ndarray], n_episodes: int,
                  seed: int, device: str = "cpu") -> np.ndarray:
         torch.set_num_threads(1)
-        env, _ = make(cfg.env_id)
-        policy = Policy.from_weights(weights, env.observation_size, env.num_actions,
-                                     cfg.hidden_sizes).to(torch_device(device))
-        return play_episodes(cfg.env_id, policy.numpy_probabilities, n_episodes, cfg.max_t,
-                             seed)
+        policy = Policy.from_weights(weights, architecture(cfg)).to(torch_device(device))
+        return play_episodes(cfg, policy.numpy_probabilities, n_episodes, seed)
 
 
 BACKEND = TorchBackend()

@@ -1,6 +1,7 @@
-"""The policy as a ``torch.nn.Module``: an MLP from observation to action logits.
+"""The policy as a ``torch.nn.Module``: an MLP from observation to action logits, after a small
+CNN when the observations are frames (``reinforce.architecture``).
 
-Its weights are the export format (``reinforce.checkpoint.expected_shapes``): every run
+Its weights are the export format (``Architecture.expected_shapes``): every run
 folder and Hub repository stores them, whichever backend trained them. Persistence is
 huggingface_hub's ``PyTorchModelHubMixin``: ``save_pretrained(dir)`` writes ``config.json`` and
 ``model.safetensors``, ``Policy.from_pretrained(dir_or_repo_id)`` reads them back from a folder
@@ -18,35 +19,52 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
-from reinforce.checkpoint import (
-    CheckpointError,
-    check_architecture,
-    load_weights,
-    read_json,
-    save_weights,
-)
+from reinforce.architecture import Architecture
+from reinforce.checkpoint import CheckpointError, load_weights, read_json, save_weights
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-#: The architecture's keys in ``config.json``.
+#: The architecture's keys that ``config.json`` must hold.
 ARCHITECTURE = ("observation_size", "num_actions", "hidden_sizes")
 
 
 class Policy(nn.Module, PyTorchModelHubMixin, library_name="reinforce",
              tags=["reinforce", "reinforcement-learning"]):
-    """obs -> hidden_sizes[0] -> ... -> num_actions logits, ReLU in between."""
+    """obs -> [conv layers ->] hidden_sizes[0] -> ... -> num_actions logits, ReLU in between.
 
-    def __init__(self, observation_size: int, num_actions: int, hidden_sizes: Sequence[int]):
+    Frames (``convs`` given) are ``uint8 [..., H, W, C]``, scaled by 1/255; the conv output
+    is flattened in height, width, channel order, as the JAX policy does. The arguments are
+    those of ``reinforce.architecture.Architecture`` (and what ``config.json`` holds)."""
+
+    def __init__(self, observation_size: int, num_actions: int, hidden_sizes: Sequence[int],
+                 observation_shape: Sequence[int] | None = None,
+                 convs: Sequence[Sequence[int]] = ()):
         super().__init__()
-        self.observation_size = int(observation_size)
-        self.num_actions = int(num_actions)
-        self.hidden_sizes = tuple(int(h) for h in hidden_sizes)
-        widths = (self.observation_size, *self.hidden_sizes, self.num_actions)
+        self.arch = Architecture(tuple(observation_shape or (observation_size,)),
+                                 num_actions, tuple(hidden_sizes), tuple(convs))
+        if self.arch.observation_size != int(observation_size):
+            raise ValueError(f"observation_size {observation_size} and observation_shape "
+                             f"{observation_shape} disagree")
+        self.observation_size = self.arch.observation_size
+        self.num_actions = self.arch.num_actions
+        self.hidden_sizes = self.arch.hidden_sizes
+        channels = self.arch.observation_shape[-1]
+        self.convs = nn.ModuleList()
+        for out, kernel, stride in self.arch.convs:
+            self.convs.append(nn.Conv2d(channels, out, kernel, stride))
+            channels = out
+        widths = (self.arch.flat_size, *self.hidden_sizes, self.num_actions)
         pairs = zip(widths[:-1], widths[1:], strict=True)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs
+        if len(self.convs):
+            lead = obs.shape[:-3]
+            x = obs.reshape(-1, *obs.shape[-3:]).float().div(255.0).permute(0, 3, 1, 2)
+            for conv in self.convs:
+                x = torch.relu(conv(x))
+            x = x.permute(0, 2, 3, 1).reshape(*lead, -1)
         for layer in self.layers[:-1]:
             x = torch.relu(layer(x))
         return self.layers[-1](x)
@@ -68,8 +86,10 @@ class Policy(nn.Module, PyTorchModelHubMixin, library_name="reinforce",
         """Action probabilities on the CPU for observations on the host (numpy or a CPU
         tensor), computed on the policy's device."""
         if not isinstance(obs, torch.Tensor):
-            obs = torch.tensor(obs, dtype=torch.float32)  # a copy: numpy views may be read-only
-        return self.probabilities(obs.to(self.device, torch.float32)).cpu()
+            obs = torch.tensor(np.asarray(obs))  # a copy: numpy views may be read-only
+        if not len(self.convs):
+            obs = obs.float()
+        return self.probabilities(obs.to(self.device)).cpu()
 
     def numpy_probabilities(self, obs: np.ndarray) -> np.ndarray:
         """Action probabilities ``[n, A]`` for observations ``[n, S]``, numpy in and out."""
@@ -84,24 +104,25 @@ class Policy(nn.Module, PyTorchModelHubMixin, library_name="reinforce",
     # --- persistence ---------------------------------------------------------------------
 
     def architecture(self) -> dict:
-        return {
-            "observation_size": self.observation_size,
-            "num_actions": self.num_actions,
-            "hidden_sizes": list(self.hidden_sizes),
-        }
+        """The constructor's arguments, as ``config.json`` holds them."""
+        return self.arch.to_dict()
 
     def export(self) -> dict[str, np.ndarray]:
         """The weights in the export format (numpy float32, on the host)."""
         return {k: v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
 
     @classmethod
-    def from_weights(cls, weights: dict[str, np.ndarray], observation_size: int,
-                     num_actions: int, hidden_sizes: Sequence[int], source: Path | str = "weights"
-                     ) -> Policy:
+    def build(cls, arch: Architecture) -> Policy:
+        """A fresh policy of ``arch``."""
+        return cls(**arch.to_dict())
+
+    @classmethod
+    def from_weights(cls, weights: dict[str, np.ndarray], arch: Architecture,
+                     source: Path | str = "weights") -> Policy:
         """A policy (in eval mode) holding ``weights`` (export format), checked against the
         architecture (``CheckpointError`` otherwise)."""
-        check_architecture(weights, observation_size, num_actions, hidden_sizes, source=source)
-        policy = cls(observation_size, num_actions, hidden_sizes)
+        arch.check(weights, source)
+        policy = cls.build(arch)
         policy.load_state_dict({k: torch.from_numpy(np.array(v, np.float32))
                                 for k, v in weights.items()})
         return policy.eval()
@@ -125,16 +146,11 @@ class Policy(nn.Module, PyTorchModelHubMixin, library_name="reinforce",
         if missing:
             raise CheckpointError(f"the config.json of {model_id} does not describe a policy "
                                   f"(no {', '.join(missing)})")
+        arch = Architecture.from_dict(config, f"the config.json of {model_id}")
         if Path(model_id).is_dir():
             file = Path(model_id) / WEIGHTS_NAME
         else:
             file = Path(hf_hub_download(model_id, WEIGHTS_NAME, revision=revision,
                                         cache_dir=cache_dir, force_download=force_download,
                                         local_files_only=local_files_only, token=token))
-        try:
-            arch = (int(config["observation_size"]), int(config["num_actions"]),
-                    tuple(int(h) for h in config["hidden_sizes"]))
-        except (TypeError, ValueError):
-            raise CheckpointError(f"the config.json of {model_id} does not describe a policy"
-                                  ) from None
-        return cls.from_weights(load_weights(file), *arch, source=file)
+        return cls.from_weights(load_weights(file), arch, source=file)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from reinforce.app import backends
+from reinforce.architecture import architecture
 from reinforce.backend import (
     METRIC_NAMES,
     Metrics,
@@ -24,7 +25,7 @@ from reinforce.backend import (
     TrainResult,
     evaluation_seed,
 )
-from reinforce.checkpoint import TrainingCheckpoint, expected_shapes
+from reinforce.checkpoint import TrainingCheckpoint
 from reinforce.config import TrainConfig, preset
 from reinforce.envs import CartPole
 from reinforce.envs.batched import BatchedEnv
@@ -195,7 +196,7 @@ def test_train_many_returns_the_shared_result(results, side):
     result = results[side.name][0]
     R, U = len(SEEDS), CFG.n_updates
     assert isinstance(result, TrainResult) and isinstance(result.metrics, Metrics)
-    shapes = expected_shapes(ENV.observation_size, ENV.num_actions, CFG.hidden_sizes)
+    shapes = architecture(CFG).expected_shapes()
     for weights in result.weights:
         assert {k: v.shape for k, v in weights.items()} == shapes
         assert all(v.dtype == np.float32 for v in weights.values())

@@ -25,6 +25,7 @@ import pytest
 import torch
 
 from reinforce import returns
+from reinforce.architecture import Architecture
 from reinforce.config import TrainConfig
 from reinforce.envs import CartPole
 from reinforce_jax import algorithm as jt
@@ -126,7 +127,8 @@ def _torch_tensors(flat: jt.Rollout, weights: np.ndarray):
 
 def torch_side(case: Case, batch: Batch, weights: np.ndarray):
     """log-probs, loss and gradients (torch layout) of the torch backend."""
-    policy = Policy.from_weights(to_export(batch.params), case.obs_size, NUM_ACTIONS, case.hidden)
+    policy = Policy.from_weights(to_export(batch.params),
+                                 Architecture((case.obs_size,), NUM_ACTIONS, case.hidden))
     obs, actions, w, valid = _torch_tensors(batch.flat, weights)
     logp = policy.log_probs(obs, actions)
     loss = tt.reinforce_loss(policy, obs, actions, w, valid, case.B)

@@ -31,6 +31,7 @@ from reinforce.app.session import (
     stop_on_sigint,
 )
 from reinforce.app.video import DEFAULT_FPS, VideoError, record_run
+from reinforce.architecture import architecture
 from reinforce.backend import Backend, TrainingError, TrainingStopped
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
@@ -55,7 +56,7 @@ from reinforce.config import (
     float_text,
     preset,
 )
-from reinforce.envs import ENV_IDS, UnknownEnvError, make
+from reinforce.envs import ENV_IDS, UnknownEnvError
 from reinforce.evaluation import certification_line, summarize
 from reinforce.memory import TooBigError
 from reinforce_jax.devices import init_distributed, use_compile_cache, use_host_cores
@@ -348,8 +349,7 @@ def _new_folder(args: argparse.Namespace, plan: TrainPlan, path: Path | None = N
     backend, cfg = plan.backend.name, plan.cfg
     if path is None:
         path = _prepare_out(args.out, cfg, backend)
-    env, _ = make(cfg.env_id)
-    return RunFolder(path, cfg, backend, plan.specs(), env.observation_size, env.num_actions)
+    return RunFolder(path, cfg, backend, plan.specs(), architecture(cfg))
 
 
 def _train_other_process(args: argparse.Namespace, process: int) -> int:

@@ -127,8 +127,7 @@ def hyperparameters(folder: RunFolder) -> dict:
         "lr": spec.lr,
         "seed": spec.seed,
         "trained_with": folder.backend,
-        "observation_size": folder.observation_size,
-        "num_actions": folder.num_actions,
+        **folder.arch.to_dict(),
     }
 
 
@@ -149,6 +148,14 @@ def results(env_id: str, evaluation: Evaluation) -> dict:
 def metric_value(result: EvalResult) -> str:
     """The model-index value the leaderboard reads: ``"{mean:.2f} +/- {std:.2f}"``."""
     return f"{result.mean_reward:.2f} +/- {result.std_reward:.2f}"
+
+
+def gym_make_args(cfg) -> str:
+    """The arguments of ``gymnasium.make`` that give what a policy of ``cfg`` sees."""
+    args = [f'"{cfg.env_id}"']
+    if cfg.obs != "features":
+        args += [f'obs="{cfg.obs}"', f"frame_stack={cfg.frame_stack}"]
+    return ", ".join(args)
 
 
 def model_card(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams: dict):
@@ -173,8 +180,15 @@ def model_card(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams:
 
 def card_body(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams: dict) -> str:
     env_id, r = folder.cfg.env_id, evaluation.result
-    arch = " -> ".join(str(w) for w in (folder.observation_size, *folder.cfg.hidden_sizes,
-                                        folder.num_actions))
+    make_args = gym_make_args(folder.cfg)
+    if folder.arch.convs:
+        sees = (f"It sees what a player sees: the last {folder.cfg.frame_stack} frame(s) of the "
+                f"screen, {folder.arch.observation_shape[0]} x "
+                f"{folder.arch.observation_shape[1]} pixels in gray (`gymnasium.make({make_args})` "
+                "gives them), through a small CNN")
+    else:
+        sees = (f"It sees the env's {folder.arch.observation_size}-value observation vector, "
+                "through an MLP")
     threshold = CERTIFICATION.get(env_id)
     verdict = ""
     if threshold is not None:
@@ -187,8 +201,8 @@ def card_body(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams: 
 
 A policy-gradient agent (REINFORCE: Monte Carlo returns, no value function) that plays
 **{env_id}**. It was trained from scratch with the `reinforce` package (the
-{folder.backend} backend) and is shared as a PyTorch policy: an MLP with layer widths
-{arch} that turns an observation into action probabilities, from which actions are sampled.
+{folder.backend} backend) and is shared as a PyTorch policy ({folder.arch.describe()}) that
+turns an observation into action probabilities, from which actions are sampled. {sees}.
 
 ## Score
 
@@ -206,7 +220,7 @@ import reinforce  # registers Pixelcopter-PLE-v0 with gymnasium
 from reinforce_torch.policy import Policy
 
 policy = Policy.from_pretrained("{repo_id}")
-env = gymnasium.make("{env_id}")
+env = gymnasium.make({make_args})
 obs, info = env.reset(seed=0)
 episode_return, done = 0.0, False
 while not done:
@@ -243,6 +257,7 @@ def build_folder(folder: RunFolder, out: Path, evaluation: Evaluation, repo_id: 
     (out / "results.json").write_text(json.dumps(results(env_id, evaluation), indent=2))
     model_card(folder, evaluation, repo_id, hparams).save(out / "README.md")
     record_policy(policy, env_id, out / "replay.mp4", fps=fps, seed=evaluation.seed,
+                  obs=folder.cfg.obs, frame_stack=folder.cfg.frame_stack,
                   max_frames=max_frames if max_frames is not None
                   else default_max_frames(folder))
     return [out / name for name in HUB_FILES]

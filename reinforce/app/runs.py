@@ -29,18 +29,17 @@ from typing import Any
 import numpy as np
 
 from reinforce.app.backends import BACKENDS
+from reinforce.architecture import Architecture, architecture
 from reinforce.backend import METRIC_NAMES, Metrics
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
     CheckpointError,
     atomic_write_text,
-    check_architecture,
     load_weights,
     read_json,
     save_weights,
 )
 from reinforce.config import ConfigError, TrainConfig
-from reinforce.envs import make
 
 
 @dataclass(frozen=True)
@@ -57,17 +56,22 @@ class RunFolder:
     cfg: TrainConfig
     backend: str
     runs: list[RunSpec]
-    observation_size: int
-    num_actions: int
+    arch: Architecture
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def observation_size(self) -> int:
+        return self.arch.observation_size
+
+    @property
+    def num_actions(self) -> int:
+        return self.arch.num_actions
 
     # --- writing ----------------------------------------------------------------------------
 
     def config_dict(self) -> dict[str, Any]:
         return {
-            "observation_size": self.observation_size,
-            "num_actions": self.num_actions,
-            "hidden_sizes": list(self.cfg.hidden_sizes),
+            **self.arch.to_dict(),
             "env_id": self.cfg.env_id,
             "backend": self.backend,
             "runs": [{"seed": r.seed, "lr": r.lr} for r in self.runs],
@@ -156,7 +160,7 @@ class RunFolder:
             cfg = TrainConfig.from_dict(config["train"])
             backend = config["backend"]
             runs = [RunSpec(int(r["seed"]), float(r["lr"])) for r in config["runs"]]
-            obs_size, n_actions = int(config["observation_size"]), int(config["num_actions"])
+            int(config["observation_size"]), int(config["num_actions"])
             hidden = [int(h) for h in config.get("hidden_sizes", cfg.hidden_sizes)]
         except KeyError as exc:
             raise CheckpointError(f"{path / 'config.json'} is not a run config: missing "
@@ -170,14 +174,15 @@ class RunFolder:
         if hidden != list(cfg.hidden_sizes):
             raise CheckpointError(f"{path / 'config.json'}: hidden_sizes {hidden} and "
                                   f"train.hidden_sizes {list(cfg.hidden_sizes)} disagree")
-        env, _ = make(cfg.env_id)
-        if (obs_size, n_actions) != (env.observation_size, env.num_actions):
+        arch, want = Architecture.from_dict(config, path / "config.json"), architecture(cfg)
+        if arch != want:
             raise CheckpointError(
-                f"{path / 'config.json'} describes a policy for {obs_size} observations and "
-                f"{n_actions} actions, but {cfg.env_id} has {env.observation_size} and "
-                f"{env.num_actions}"
+                f"{path / 'config.json'} describes a policy for {arch.observation_size} "
+                f"observations and {arch.num_actions} actions, but {cfg.env_id} has "
+                f"{want.observation_size} and {want.num_actions} (obs {cfg.obs}: "
+                f"{want.describe()}, not {arch.describe()})"
             )
-        return cls(path, cfg, backend, runs, obs_size, n_actions)
+        return cls(path, cfg, backend, runs, arch)
 
     @classmethod
     def load_finished(cls, path: str | Path) -> RunFolder:
@@ -198,8 +203,7 @@ class RunFolder:
         else:
             file = self.path / "weights" / f"run-{run}.safetensors"
         state = load_weights(file)
-        check_architecture(state, self.observation_size, self.num_actions,
-                           self.cfg.hidden_sizes, source=file)
+        self.arch.check(state, source=file)
         return state
 
     def policy(self, run: int | None = None):
@@ -207,8 +211,7 @@ class RunFolder:
         ``Policy``, whichever backend trained them (torch is imported here, when needed)."""
         from reinforce_torch.policy import Policy
 
-        return Policy.from_weights(self.load_weights(run), self.observation_size,
-                                   self.num_actions, self.cfg.hidden_sizes)
+        return Policy.from_weights(self.load_weights(run), self.arch)
 
     def best_run(self) -> int:
         eval_file = self.path / "eval.json"

@@ -76,7 +76,8 @@ def stop_on_sigint(flag: StopFlag | None = None) -> Iterator[StopFlag]:
 
 def run_identity(config: dict[str, Any]) -> dict[str, Any]:
     """The fields of a run's ``config.json`` that a checkpoint must agree with."""
-    keys = ("env_id", "backend", "observation_size", "num_actions", "hidden_sizes", "runs",
+    keys = ("env_id", "backend", "observation_size", "observation_shape", "num_actions",
+            "hidden_sizes", "convs", "runs",
             "train")
     return json.loads(json.dumps({k: config.get(k) for k in keys}))
 

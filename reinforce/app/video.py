@@ -115,11 +115,14 @@ class _Mp4:
 
 
 def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FPS,
-                  seed: int = 0, max_frames: int) -> Replay:
+                  seed: int = 0, max_frames: int, obs: str = "features",
+                  frame_stack: int = 1) -> Replay:
     """Play one episode of ``policy`` (a ``reinforce_torch`` ``Policy``) and write it to ``out``.
 
     The environment is reset with ``seed`` and actions are drawn by ``policy.act`` from a torch
-    generator seeded with ``seed``: the same loop a user writes with ``gymnasium.make``.
+    generator seeded with ``seed``: the same loop a user writes with ``gymnasium.make``. A
+    policy that sees frames (``obs="pixels"``) is shown what it saw: its newest gray frame;
+    otherwise the video is the env's own screen.
     """
     import gymnasium
     import torch
@@ -137,18 +140,29 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
         raise VideoError(f"cannot write the video to {out}: {exc.strerror}",
                          exit_code=2) from None
 
-    env = gymnasium.make(gym_id(env_id), render_mode="rgb_array")
+    if obs == "pixels":
+        env = gymnasium.make(gym_id(env_id), obs=obs, frame_stack=frame_stack)
+
+        def frame(observation):  # what the policy saw: its newest frame, gray
+            return np.repeat(observation[..., -1:], 3, axis=-1)
+    else:
+        env = gymnasium.make(gym_id(env_id), render_mode="rgb_array")
+
+        def frame(observation):
+            return env.render()
+
     generator = torch.Generator().manual_seed(int(seed))
-    obs, _ = env.reset(seed=int(seed))
+    observation, _ = env.reset(seed=int(seed))
     steps, total, over = 0, 0.0, False
     try:
         with _Mp4(out, fps) as video:
-            video.append(env.render())
+            video.append(frame(observation))
             while video.n_frames < max_frames:
-                obs, reward, terminated, truncated, _ = env.step(policy.act(obs, generator))
+                observation, reward, terminated, truncated, _ = env.step(
+                    policy.act(observation, generator))
                 steps += 1
                 total += reward
-                video.append(env.render())
+                video.append(frame(observation))
                 if terminated or truncated:
                     over = True
                     break
@@ -175,4 +189,5 @@ def record_run(run_dir: str | Path, out: str | Path | None = None, *, fps: int =
     if max_frames is None:
         max_frames = default_max_frames(folder)
     return record_policy(folder.policy().to(torch_device(device)), folder.cfg.env_id, out,
-                         fps=fps, seed=seed, max_frames=max_frames)
+                         fps=fps, seed=seed, max_frames=max_frames, obs=folder.cfg.obs,
+                         frame_stack=folder.cfg.frame_stack)

@@ -6,6 +6,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from reinforce.envs.cartpole import CartPole, CartPoleParams, CartPoleState
 from reinforce.envs.core import Environment
@@ -17,8 +18,18 @@ class UnknownEnvError(ValueError):
     pass
 
 
-def make(env_id: str) -> tuple[Environment, Any]:
-    """Our functional env and its default params for a gymnasium id."""
+def make(env_id: str, obs: str = "features", frame_stack: int = 1) -> tuple[Environment, Any]:
+    """Our functional env and its default params for a gymnasium id; with ``obs="pixels"``,
+    observed through its last ``frame_stack`` gray frames (:mod:`reinforce.envs.pixels`)."""
+    env, params = _make(env_id)
+    if obs == "pixels":
+        from reinforce.envs.pixels import Pixels
+
+        return Pixels(env, frame_stack), params
+    return env, params
+
+
+def _make(env_id: str) -> tuple[Environment, Any]:
     if env_id == "CartPole-v1":
         env: Environment = CartPole()
     elif env_id == "Pixelcopter-PLE-v0":
@@ -49,6 +60,14 @@ def reset_where(env: Environment, keys: jax.Array, obs: jax.Array, state: Any,
     return keep(obs, new_obs), jax.tree.map(keep, state, new_state)
 
 
+def where_alive(alive, obs):
+    """Observations ``[B, ...]`` where ``alive`` (``bool[B]``), zeros of their dtype elsewhere;
+    numpy in, numpy out, or JAX in, JAX out."""
+    xp = jnp if isinstance(obs, jax.Array) else np
+    mask = alive.reshape(alive.shape + (1,) * (obs.ndim - 1))
+    return xp.where(mask, obs, xp.zeros((), obs.dtype))
+
+
 def horizon(env_params: Any, max_t: int) -> int:
     """Longest episode a trainer plays: ``max_t``, or the env's own time limit if shorter."""
     return int(min(max_t, getattr(env_params, "max_steps_in_episode", max_t)))
@@ -61,7 +80,7 @@ def register() -> None:
 
     if "Pixelcopter-PLE-v0" not in gymnasium.registry:
         gymnasium.register(
-            "Pixelcopter-PLE-v0", entry_point="reinforce.envs.gym_wrapper:PixelcopterEnv",
+            "Pixelcopter-PLE-v0", entry_point="reinforce.envs.gym_wrapper:make_pixelcopter",
             vector_entry_point="reinforce.envs.vector:PixelcopterVectorEnv",
         )
     if "reinforce/CartPole-v1" not in gymnasium.registry:

@@ -45,8 +45,9 @@ def _renew(env, key, state, obs, alive, params):
 class BatchedEnv:
     """``n`` copies of one env stepped together; the caller tracks which episodes are over."""
 
-    def __init__(self, env_id: str, n: int, seed: int):
-        self.env, self.params = envs.make(env_id)
+    def __init__(self, env_id: str, n: int, seed: int, obs: str = "features",
+                 frame_stack: int = 1):
+        self.env, self.params = envs.make(env_id, obs, frame_stack)
         self.n = int(n)
         with host():
             self.key = jax.random.key(seed)
@@ -77,8 +78,8 @@ class BatchedEnv:
         """Start a new episode in every slot where ``alive`` is False (the others go on);
         returns the observations, ``obs`` where alive."""
         self._key, obs, self.state = _renew(self.env, self._key, self.state,
-                                           np.asarray(obs, np.float32), np.asarray(alive, bool),
-                                           self.params)
+                                           np.asarray(obs, self.env.observation_dtype),
+                                           np.asarray(alive, bool), self.params)
         return np.array(obs)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

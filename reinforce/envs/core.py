@@ -43,6 +43,13 @@ class Environment(Generic[TState, TParams]):
     observation_size: int = 0
     #: Number of discrete actions.
     num_actions: int = 0
+    #: The dtype of an observation.
+    observation_dtype: Any = jnp.float32
+
+    @property
+    def observation_shape(self) -> tuple[int, ...]:
+        """The shape of one observation: a vector of ``observation_size`` unless it says."""
+        return (self.observation_size,)
 
     # Envs hold no state: two instances of one class are the same env. Equality by type lets
     # jit caches keyed on an env (static arguments) be shared by every instance.

@@ -18,6 +18,7 @@ import gymnasium
 import jax
 import numpy as np
 
+from reinforce.envs import pixels
 from reinforce.envs.core import Environment
 
 
@@ -93,6 +94,51 @@ class PixelcopterEnv(HostEnv):
 
         super().__init__(pixelcopter_host, PixelcopterParams(), Pixelcopter.num_actions,
                          Pixelcopter.observation_size, render_mode, dtype)
+
+
+class PixelObservation(gymnasium.Wrapper):
+    """An env observed through its last ``k`` gray frames, ``uint8[H, W, k]``: its own
+    rendered frames through the functions of :mod:`reinforce.envs.pixels`, so that the
+    observations are those the trainers' ``obs pixels`` policies see."""
+
+    def __init__(self, env: gymnasium.Env, k: int = 1):
+        if env.render_mode != "rgb_array":
+            raise ValueError("PixelObservation needs an env made with render_mode='rgb_array'")
+        super().__init__(env)
+        self.k = int(k)
+        height, width = env.unwrapped.params.height, env.unwrapped.params.width
+        self.observation_space = gymnasium.spaces.Box(0, 255, (height, width, self.k), np.uint8)
+        self._frames: np.ndarray | None = None
+
+    def _frame(self) -> np.ndarray:
+        return pixels.grayscale(self.env.render())
+
+    def reset(self, **kwargs):
+        _, info = self.env.reset(**kwargs)
+        self._frames = pixels.first_stack(self._frame(), self.k)
+        return self._frames.copy(), info
+
+    def step(self, action):
+        _, reward, terminated, truncated, info = self.env.step(action)
+        self._frames = pixels.push_frame(self._frames, self._frame())
+        return self._frames.copy(), reward, terminated, truncated, info
+
+
+def make_pixelcopter(render_mode: str | None = None, dtype: Any = np.float64,
+                     obs: str = "features", frame_stack: int = 1) -> gymnasium.Env:
+    """``gymnasium.make("Pixelcopter-PLE-v0", ...)``: the host game, observed through its
+    7-value state (``obs="features"``) or its last ``frame_stack`` gray frames (``"pixels"``);
+    ``render()`` gives the RGB screen either way (frames need it, so a pixel env always
+    renders)."""
+    if obs == "features":
+        if frame_stack != 1:
+            raise ValueError("frame_stack stacks frames: it needs obs='pixels'")
+        return PixelcopterEnv(render_mode, dtype)
+    if obs != "pixels":
+        raise ValueError(f"obs must be 'features' or 'pixels', got {obs!r}")
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+    return PixelObservation(PixelcopterEnv("rgb_array", dtype), frame_stack)
 
 
 class CartPoleEnv(HostEnv):

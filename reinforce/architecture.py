@@ -1,0 +1,136 @@
+"""The policy network's architecture, and its weights' export format.
+
+An MLP on the env's feature vector, or (observation mode ``pixels``) a small CNN on stacked
+gray frames followed by the same MLP. Both backends build the network from an
+:class:`Architecture`; every run folder and Hub repository stores its weights in one format,
+the torch layout (:meth:`Architecture.expected_shapes`), whichever backend trained them, and
+``config.json`` holds :meth:`Architecture.to_dict`.
+
+The CNN: each conv layer is ``(out channels, kernel, stride)`` with VALID padding and a ReLU;
+its output is flattened in height, width, channel order (both backends) before the MLP.
+Frames are ``uint8`` and scaled by 1/255 inside the network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reinforce.checkpoint import CheckpointError
+from reinforce.envs import make
+
+#: The conv layers of the pixel policy: (out channels, kernel, stride).
+CNN = ((16, 8, 4), (32, 4, 2))
+
+
+@dataclass(frozen=True)
+class Architecture:
+    observation_shape: tuple[int, ...]  # (S,) features, or (H, W, C) frames
+    num_actions: int
+    hidden_sizes: tuple[int, ...]
+    convs: tuple[tuple[int, int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "observation_shape", tuple(int(x) for x in
+                                                            self.observation_shape))
+        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
+        object.__setattr__(self, "convs", tuple(tuple(int(x) for x in c) for c in self.convs))
+        if self.convs and len(self.observation_shape) != 3:
+            raise ValueError(f"conv layers need (height, width, channels) observations, got "
+                             f"{self.observation_shape}")
+
+    @property
+    def observation_size(self) -> int:
+        return math.prod(self.observation_shape)
+
+    def conv_shapes(self) -> list[tuple[int, int, int]]:
+        """``(height, width, channels)`` after each conv layer."""
+        if not self.convs:
+            return []
+        h, w, _ = self.observation_shape
+        shapes = []
+        for channels, kernel, stride in self.convs:
+            h, w = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+            if h < 1 or w < 1:
+                raise ValueError(f"the frames {self.observation_shape} are too small for the "
+                                 f"conv layers {self.convs}")
+            shapes.append((h, w, channels))
+        return shapes
+
+    @property
+    def flat_size(self) -> int:
+        """Inputs of the first dense layer."""
+        return math.prod(self.conv_shapes()[-1]) if self.convs else self.observation_size
+
+    def expected_shapes(self) -> dict[str, tuple]:
+        """The export format: ``convs.{i}.weight`` ``[out, in, k, k]`` and ``convs.{i}.bias``
+        for each conv layer, ``layers.{i}.weight`` ``[out, in]`` and ``layers.{i}.bias`` for
+        each dense layer, float32."""
+        shapes: dict[str, tuple] = {}
+        channels = self.observation_shape[-1] if self.convs else 0
+        for i, (out, kernel, _) in enumerate(self.convs):
+            shapes[f"convs.{i}.weight"] = (out, channels, kernel, kernel)
+            shapes[f"convs.{i}.bias"] = (out,)
+            channels = out
+        widths = (self.flat_size, *self.hidden_sizes, self.num_actions)
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            shapes[f"layers.{i}.weight"] = (b, a)
+            shapes[f"layers.{i}.bias"] = (b,)
+        return shapes
+
+    def params_count(self) -> int:
+        return sum(math.prod(shape) for shape in self.expected_shapes().values())
+
+    def check(self, weights: dict[str, np.ndarray], source: Path | str) -> None:
+        """``CheckpointError`` unless ``weights`` fit this architecture and are finite."""
+        want = self.expected_shapes()
+        got = {k: tuple(v.shape) for k, v in weights.items()}
+        if got != want:
+            raise CheckpointError(f"weights in {source} do not fit the architecture "
+                                  f"{self.describe()} (got shapes {got})")
+        for name, value in weights.items():
+            if not np.all(np.isfinite(value)):
+                raise CheckpointError(f"weights in {source} hold non-finite values ({name})")
+
+    def describe(self) -> str:
+        """E.g. ``7->64->128->2``, or ``48x48x2 frames->conv 16@8x8/4->...->2``."""
+        if self.convs:
+            parts = ["x".join(map(str, self.observation_shape)) + " frames"]
+            parts += [f"conv {c}@{k}x{k}/{s}" for c, k, s in self.convs]
+        else:
+            parts = [str(self.observation_size)]
+        return "->".join([*parts, *map(str, self.hidden_sizes), str(self.num_actions)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``config.json`` holds (the torch policy's constructor arguments)."""
+        return {"observation_size": self.observation_size,
+                "observation_shape": list(self.observation_shape),
+                "num_actions": self.num_actions, "hidden_sizes": list(self.hidden_sizes),
+                "convs": [list(c) for c in self.convs]}
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any], source: Path | str = "config.json"
+                  ) -> Architecture:
+        """The architecture a ``config.json`` describes (one written before frames existed
+        has no ``observation_shape`` and no ``convs``: an MLP)."""
+        try:
+            shape = config.get("observation_shape") or [int(config["observation_size"])]
+            arch = cls(tuple(shape), int(config["num_actions"]),
+                       tuple(config["hidden_sizes"]), tuple(config.get("convs") or ()))
+            if arch.observation_size != int(config["observation_size"]):
+                raise ValueError("observation_size and observation_shape disagree")
+            arch.conv_shapes()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source} does not describe a policy ({exc})") from None
+        return arch
+
+
+def architecture(cfg) -> Architecture:
+    """The network a ``TrainConfig`` trains: the CNN on frames for ``obs`` pixels."""
+    env, _ = make(cfg.env_id, cfg.obs, cfg.frame_stack)
+    return Architecture(env.observation_shape, env.num_actions, cfg.hidden_sizes,
+                        CNN if cfg.obs == "pixels" else ())
