@@ -321,11 +321,15 @@ def reinforce_loss(
 
 
 def policy_gradient(
-    policy: Policy, params: Any, rollout: Rollout, weights: jax.Array, n_played: jax.Array
+    policy: Policy, params: Any, rollout: Rollout, weights: jax.Array, n_played: jax.Array,
+    at_once: bool = False,
 ) -> tuple[jax.Array, Any]:
-    """Loss and gradient, accumulated over the played chunks only."""
+    """Loss and gradient, accumulated over the played chunks only; ``at_once``: over the
+    whole rollout in one piece (every chunk played)."""
     n_episodes = rollout.actions.shape[-1]
     grad_fn = jax.value_and_grad(partial(reinforce_loss, policy), argnums=0)
+    if at_once:
+        return grad_fn(params, rollout.obs, rollout.actions, weights, rollout.valid, n_episodes)
 
     def accumulate(loop):
         i, loss, grads = loop
@@ -361,6 +365,9 @@ class Trainer:
         n_chunks = -(-self.horizon // chunk_len)
         self.chunk_len = -(-self.horizon // n_chunks)
         self.optimizer = optax.scale_by_adam()  # Adam's moments; the lr is applied by hand
+        # A CNN's gradient runs several times slower inside a loop on XLA's CPU backend
+        # (README, pixels): a segment rollout, every chunk played, takes it in one piece.
+        self.gradient_at_once = bool(cfg.segment_steps and self.policy.convs)
 
     def init(self, key: jax.Array, lr: float | jax.Array | None = None) -> TrainState:
         key, init_key = jax.random.split(key)
@@ -405,7 +412,8 @@ class Trainer:
             played = rollout
         weights = compute_weights(rollout, n_played, cfg.gamma, cfg.normalize_returns,
                                   cfg.baseline)
-        loss, grads = policy_gradient(self.policy, state.params, rollout, weights, n_played)
+        loss, grads = policy_gradient(self.policy, state.params, rollout, weights, n_played,
+                                      self.gradient_at_once)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         lr = state.lr * self.lr_factor(state.update)
         updates = jax.tree.map(lambda u: -lr * u, updates)
