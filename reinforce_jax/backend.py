@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -79,10 +80,16 @@ class JaxBackend:
     def evaluate(self, cfg: TrainConfig, weights: dict[str, np.ndarray], n_episodes: int,
                  seed: int, device: str = "auto") -> np.ndarray:
         where = platform_devices(device)[0]
-        evaluate = jax.jit(Trainer(cfg).evaluate, static_argnums=2,
-                           compiler_options=compiler_options(where.platform))
+        evaluate = _evaluate_program(cfg.replace(lr=1.0), where.platform)
         with jax.default_device(where):
             return np.asarray(evaluate(from_export(weights), jax.random.key(seed), n_episodes))
+
+
+@functools.lru_cache(maxsize=8)
+def _evaluate_program(cfg: TrainConfig, platform: str):
+    """The jitted evaluation of a config on a platform, compiled once per episode count."""
+    return jax.jit(Trainer(cfg).evaluate, static_argnums=2,
+                   compiler_options=compiler_options(platform))
 
 
 BACKEND = JaxBackend()

@@ -258,3 +258,50 @@ def test_device_check_bad_options_one_line_exit_2(argv, message, tmp_path):
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith("benchmarks.device_check: error: ") and message in line, line
     assert not list(tmp_path.iterdir())
+
+
+def test_device_check_reads_chunk_walls_and_learning_curves(tmp_path):
+    from benchmarks import device_check
+
+    metrics = tmp_path / "metrics.csv"
+    rows = ["run,seed,lr,update,episodes,episodic_return,wall_seconds"]
+    for run in (0, 1):  # 4 updates in chunks of 2: compile 30 s, then 5 s per chunk
+        rows += [f"{run},{run},0.1,{u},{u * 8},{u + 10 * run},{30 + 5 * ((u - 1) // 2)}"
+                 for u in (1, 2, 3, 4)]
+    metrics.write_text("\n".join(rows) + "\n")
+    assert device_check.chunk_walls(metrics) == [30.0, 35.0]
+    curve = device_check.learning_curve(metrics, points=2)
+    assert [(c["run"], c["update"], c["episodic_return"], c["wall_s"]) for c in curve] == [
+        (0, 2, 1.5, 30.0), (0, 4, 3.5, 35.0), (1, 2, 11.5, 30.0), (1, 4, 13.5, 35.0)]
+
+
+# --- certification reliability ------------------------------------------------------------------
+
+
+def test_certify_counts_the_evaluations_that_reach_the_threshold(tmp_path):
+    from run_folders import write_run
+
+    from benchmarks import certify
+    from reinforce.app.runs import RunFolder
+
+    run = tmp_path / "run"
+    write_run(run, "CartPole-v1", "torch")
+    out = tmp_path / "certify.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.certify", str(run),
+                           "--evaluations", "3", "--episodes", "4", "--long", "6", "--json",
+                           str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["runs"]
+    assert row["evaluations"] == 3 and len(row["scores"]) == 3 and row["long"]["n_episodes"] == 6
+    assert row["reached"] == sum(s >= 350 for s in row["scores"]) == 0  # an untrained policy
+    again = certify.certify(RunFolder.load(run), 3, 4, 6, 1, "cpu")[0]
+    assert again["scores"] == row["scores"]  # the same seeds, the same episodes
+    assert "0/3 evaluations of 4 episodes reach 350" in proc.stdout
+
+
+def test_certify_bad_arguments_one_line_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.certify", str(tmp_path / "none")],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("benchmarks.certify: error: no run folder")
