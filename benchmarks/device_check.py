@@ -27,6 +27,7 @@ run from the repository root.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -35,17 +36,20 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, machine_info, output_stem
+from reinforce.config import preset
 
 PROG = "benchmarks.device_check"
 SCHEMA = "reinforce-device-check/1"
 
 #: The test files that must pass on every device.
-TESTS = ("tests/test_parity.py", "tests/test_returns.py", "tests/reinforce_jax/test_precision.py",
-         "tests/envs/test_cartpole_traces.py", "tests/envs/test_pixelcopter_traces.py")
+TESTS = ("tests/test_parity.py", "tests/test_parity_cnn.py", "tests/test_returns.py",
+         "tests/reinforce_jax/test_precision.py", "tests/envs/test_cartpole_traces.py",
+         "tests/envs/test_pixelcopter_traces.py")
 
 #: ``[T, B]`` sizes of the returns timing, per device.
 RETURNS_SIZES = {"gpu": ((500, 32), (500, 4096), (10000, 64), (10000, 4096)),
@@ -55,7 +59,7 @@ RETURNS_SIZES = {"gpu": ((500, 32), (500, 4096), (10000, 64), (10000, 4096)),
 COMPARE_RUNS = {
     "gpu": (
         ("cartpole", ["--variants", "notebook,torch,jax,jax-seeds", "--seeds",
-                      "notebook=1,torch=1,jax-seeds=32", "--budget", "notebook=100"]),
+                      "notebook=1,torch=1,jax-seeds=32", "--budget", "notebook=100,torch=640"]),
         ("cartpole-2048", ["--variants", "jax-seeds", "--seeds", "2048"]),
         ("pixelcopter", ["--env", "Pixelcopter-PLE-v0", "--variants", "jax-seeds", "--seeds",
                          "4", "--budget", "3200", "--eval-episodes", "20"]),
@@ -68,7 +72,7 @@ COMPARE_RUNS = {
 }
 
 #: Seconds each part may take before it is stopped.
-LIMITS = {"tests": 150, "returns": 60, "compare": 180, "views": 60, "pixels": 1200}
+LIMITS = {"tests": 200, "returns": 60, "compare": 180, "views": 60, "pixels": 1200}
 #: The parts run when --parts does not say; ``pixels`` (the GPU pixel preset's whole training,
 #: about 15 minutes) only when asked for.
 DEFAULT_PARTS = "tests,returns,compare,views"
@@ -77,8 +81,19 @@ PARTS = ("tests", "returns", "compare", "views", "pixels")
 #: The pixel policies' run: the GPU preset (a CPU dry run: a few updates of the CPU one).
 PIXELS_RUNS = {
     "gpu": ["--preset", "pixels-gpu", "--seeds", "2"],
-    "cpu": ["--preset", "pixels", "--seeds", "2", "--episodes", "64", "--eval-episodes", "10"],
+    "cpu": ["--preset", "pixels", "--seeds", "2", "--episodes", "64", "--eval-episodes", "10",
+            "--lr-warmup", "0"],
 }
+#: Updates per chunk of the speed probe (and of the run it sizes) under --pixels-seconds.
+PIXELS_PROBE_CHUNK = 10
+
+
+def preset_config(args: list[str]):
+    """The ``TrainConfig`` of a ``--preset NAME`` argument list (the env is Pixelcopter)."""
+    cfg = preset(args[args.index("--preset") + 1], "Pixelcopter-PLE-v0")
+    if "--lr-warmup" in args:
+        cfg = cfg.replace(lr_warmup=int(args[args.index("--lr-warmup") + 1]))
+    return cfg
 
 
 class UsageError(Exception):
@@ -99,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parts", default=DEFAULT_PARTS,
                    help=f"comma-separated, from {','.join(PARTS)} (default {DEFAULT_PARTS}; "
                         "pixels trains the GPU pixel preset, about 15 minutes on one GPU)")
+    p.add_argument("--pixels-episodes", type=int, default=None, metavar="N",
+                   help="pixels: train N episodes per seed instead of the preset's (a shorter "
+                        "run when device time is short)")
+    p.add_argument("--pixels-seconds", type=float, default=None, metavar="S",
+                   help="pixels: measure the speed with a short probe, then train as many "
+                        "updates as fit in about S seconds")
     return p
 
 
@@ -271,21 +292,74 @@ print("RESULT " + json.dumps(rows))
 """
 
 
-def part_pixels(device: str, workdir: Path) -> dict[str, Any]:
+def learning_curve(path: Path, points: int = 10) -> list[dict[str, Any]]:
+    """Each run's mean episodic return over each tenth of its updates, and the wall time then."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    curve = []
+    for run in sorted({r["run"] for r in rows}):
+        mine = [r for r in rows if r["run"] == run]
+        step = max(1, len(mine) // points)
+        for start in range(0, len(mine), step):
+            part = mine[start:start + step]
+            curve.append({"run": int(run), "update": int(part[-1]["update"]),
+                          "episodic_return": round(sum(float(r["episodic_return"]) for r in part)
+                                                   / len(part), 2),
+                          "wall_s": float(part[-1]["wall_seconds"])})
+    return curve
+
+
+def chunk_walls(path: Path) -> list[float]:
+    """The wall seconds at the end of each chunk of a run folder's first run (metrics.csv)."""
+    with path.open() as f:
+        walls = [float(r["wall_seconds"]) for r in csv.DictReader(f) if r["run"] == "0"]
+    return sorted(set(walls))
+
+
+def part_pixels(device: str, workdir: Path, episodes: int | None, seconds: float | None,
+                out: dict[str, Any], save: Callable[[], None]) -> None:
     """The pixel preset trained and every run evaluated on 100 and 1000 episodes, and its crash
-    causes."""
+    causes. With ``seconds``, a probe of two short chunks measures the speed first and the run
+    trains as many chunks as fit in that time. Fills ``out`` step by step, calling ``save``
+    after each."""
+    base = ["-m", "reinforce", "train", "--env", "Pixelcopter-PLE-v0", *PIXELS_RUNS[device]]
+    if seconds:
+        cfg = preset_config(PIXELS_RUNS[device])
+        chunk = PIXELS_PROBE_CHUNK
+        probe = run_child([*base, "--chunk-updates", str(chunk), "--episodes",
+                           str(2 * chunk * cfg.batch_episodes), "--lr-warmup", "0",
+                           "--eval-episodes", "1",
+                           "--out", str(workdir / "pixels-probe"), "--quiet"], device,
+                          LIMITS["pixels"])
+        out["probe"] = probe
+        metrics = workdir / "pixels-probe" / "metrics.csv"
+        if probe["exit_code"] != 0 or not metrics.is_file():
+            out["exit_code"] = probe["exit_code"] or 1
+            return save()
+        first, second = chunk_walls(metrics)[:2]
+        chunk_s, compile_s = second - first, max(0.0, 2 * first - second)
+        # at least one chunk past the preset's warm-up
+        chunks = max(cfg.lr_warmup // chunk + 1, int((seconds - compile_s) / chunk_s))
+        out.update(probe_chunk_s=round(chunk_s, 3), probe_compile_s=round(compile_s, 2))
+        episodes = chunks * chunk * cfg.batch_episodes
+        base += ["--chunk-updates", str(chunk)]
+        save()
     run = workdir / "pixels-run"
-    train = run_child(["-m", "reinforce", "train", "--env", "Pixelcopter-PLE-v0",
-                       *PIXELS_RUNS[device], "--out", str(run), "--quiet"], device,
-                      LIMITS["pixels"])
-    out: dict[str, Any] = {"train": train, "exit_code": train["exit_code"]}
+    budget = ["--episodes", str(episodes)] if episodes else []
+    command = [*base, *budget, "--out", str(run), "--quiet"]
+    train = run_child(command, device, LIMITS["pixels"])
+    out.update(command="python " + " ".join(command[:-3] + command[-1:]), train=train,
+               exit_code=train["exit_code"])
+    if (run / "metrics.csv").is_file():
+        out["curve"] = learning_curve(run / "metrics.csv")
+    save()
     if train["exit_code"] == 0:
         evaluated = run_child(["-c", EVALUATE_SCRIPT, str(run)], device, 300)
+        out.update(evaluate=evaluated, measured=_result_line(evaluated["output_tail"]))
+        save()
         crashes = run_child(["-m", "benchmarks.crashes", str(run), "--episodes", "200"], device,
                             300)
-        out.update(evaluate=evaluated, measured=_result_line(evaluated["output_tail"]),
-                   crashes=crashes, exit_code=evaluated["exit_code"] or crashes["exit_code"])
-    return out
+        out.update(crashes=crashes, exit_code=evaluated["exit_code"] or crashes["exit_code"])
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -323,8 +397,20 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append("")
     if "pixels" in parts:
         p = parts["pixels"]
-        lines += ["## Pixel policies", "", f"training: exit code {p['exit_code']}, "
-                  f"{p['train']['seconds']} s", ""]
+        lines += ["## Pixel policies", ""]
+        if p.get("probe"):
+            lines += [f"speed probe: exit code {p['probe']['exit_code']}, "
+                      f"{p.get('probe_chunk_s')} s per chunk of {PIXELS_PROBE_CHUNK} updates, "
+                      f"{p.get('probe_compile_s')} s to compile", ""]
+        if p.get("train"):
+            lines += [f"`{p['command']}`: exit code {p['exit_code']}, {p['train']['seconds']} s",
+                      ""]
+        if p.get("curve"):
+            lines += ["| run | update | mean episodic return | wall s |",
+                      "| --- | --- | --- | --- |"]
+            lines += [f"| {c['run']} | {c['update']} | {c['episodic_return']:.1f} | "
+                      f"{c['wall_s']:.0f} |" for c in p["curve"]]
+            lines.append("")
         if p.get("measured"):
             lines += ["| seed | episodes | mean | std | score |", "| --- | --- | --- | --- | --- |"]
             lines += [f"| {r['seed']} | {r['episodes']} | {r['mean']:.1f} | {r['std']:.1f} | "
@@ -365,6 +451,15 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         "command": f"python -m {PROG} " + " ".join(argv), "device": args.device,
         "accelerator": found, "machine": machine_info(), "parts": {},
     }
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    stem = output_stem(args.out_dir, "CartPole-v1", False, created)
+    stem = stem.with_name(f"{stem.name}-device-check-{args.device}")
+
+    def save() -> None:
+        # After every part and step: a check stopped from outside keeps what it measured.
+        stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+        stem.with_suffix(".md").write_text(markdown(results))
+
     with tempfile.TemporaryDirectory(prefix="reinforce-device-check-") as tmp:
         for part in parts:
             print(f"[{part}] ...", file=sys.stderr, flush=True)
@@ -376,15 +471,13 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             elif part == "compare":
                 results["parts"][part] = part_compare(args.device, Path(tmp))
             elif part == "pixels":
-                results["parts"][part] = part_pixels(args.device, Path(tmp))
+                results["parts"][part] = {}
+                part_pixels(args.device, Path(tmp), args.pixels_episodes, args.pixels_seconds,
+                            results["parts"][part], save)
             else:
                 results["parts"][part] = part_views(args.device)
             print(f"[{part}] {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = output_stem(args.out_dir, "CartPole-v1", False, created)
-    stem = stem.with_name(f"{stem.name}-device-check-{args.device}")
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(markdown(results))
+            save()
     print(markdown(results))
     print(f"wrote {stem.with_suffix('.json')} and .md", file=sys.stderr)
     failed = [p for p, r in results["parts"].items()
