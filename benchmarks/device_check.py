@@ -12,9 +12,10 @@ On a GPU (``--device gpu``, the default) it
    backend on CUDA, JAX with one seed and with 32 seeds) and again with 2048 seeds, and a
    short Pixelcopter run (compile time and speed);
 4. measures the gymnasium views' and the host batch's env steps per second;
-5. only when asked (``--parts pixels``, about 15 minutes): trains the GPU pixel preset
-   (``--preset pixels-gpu``, 2 seeds), evaluates every run on 100 and 1000 episodes and
-   reports its crash causes;
+5. only when asked (``--parts pixels``): trains the GPU pixel preset (``--preset pixels-gpu``,
+   2 seeds; its whole budget takes hours on one H200 at this version's speed, so
+   ``--pixels-seconds S`` sizes the run to fit), evaluates every run on 100 and 1000 episodes
+   and reports its crash causes;
 
 and writes ``<out-dir>/<date>-<host>-device-check-<device>.json`` and ``.md``. ``--device cpu``
 runs the same on the CPU with smaller sizes: a dry run of the script. Every part runs in a
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, machine_info, output_stem
+from reinforce.app.cli import positive_int
 from reinforce.config import preset
 
 PROG = "benchmarks.device_check"
@@ -73,8 +75,8 @@ COMPARE_RUNS = {
 
 #: Seconds each part may take before it is stopped.
 LIMITS = {"tests": 200, "returns": 60, "compare": 180, "views": 60, "pixels": 1200}
-#: The parts run when --parts does not say; ``pixels`` (the GPU pixel preset's whole training,
-#: about 15 minutes) only when asked for.
+#: The parts run when --parts does not say; ``pixels`` (the GPU pixel preset's training) only
+#: when asked for.
 DEFAULT_PARTS = "tests,returns,compare,views"
 PARTS = ("tests", "returns", "compare", "views", "pixels")
 
@@ -113,11 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the .json and .md go (default benchmarks/results/)")
     p.add_argument("--parts", default=DEFAULT_PARTS,
                    help=f"comma-separated, from {','.join(PARTS)} (default {DEFAULT_PARTS}; "
-                        "pixels trains the GPU pixel preset, about 15 minutes on one GPU)")
-    p.add_argument("--pixels-episodes", type=int, default=None, metavar="N",
+                        "pixels trains the GPU pixel preset: see --pixels-seconds)")
+    p.add_argument("--pixels-episodes", type=positive_int, default=None, metavar="N",
                    help="pixels: train N episodes per seed instead of the preset's (a shorter "
                         "run when device time is short)")
-    p.add_argument("--pixels-seconds", type=float, default=None, metavar="S",
+    p.add_argument("--pixels-seconds", type=positive_int, default=None, metavar="S",
                    help="pixels: measure the speed with a short probe, then train as many "
                         "updates as fit in about S seconds")
     return p
@@ -316,7 +318,7 @@ def chunk_walls(path: Path) -> list[float]:
     return sorted(set(walls))
 
 
-def part_pixels(device: str, workdir: Path, episodes: int | None, seconds: float | None,
+def part_pixels(device: str, workdir: Path, episodes: int | None, seconds: int | None,
                 out: dict[str, Any], save: Callable[[], None]) -> None:
     """The pixel preset trained and every run evaluated on 100 and 1000 episodes, and its crash
     causes. With ``seconds``, a probe of two short chunks measures the speed first and the run

@@ -248,6 +248,8 @@ def test_device_check_dry_run_times_the_returns_on_the_cpu(tmp_path):
     (["--parts", "tests,nope"], "--parts: unknown part(s) nope"),
     (["--device", "tpu"], "argument --device: invalid choice: 'tpu'"),
     (["--device", "gpu"], "--device gpu: JAX sees no GPU on this machine"),
+    (["--parts", "pixels", "--pixels-seconds", "0"],
+     "argument --pixels-seconds: must be at least 1"),
 ])
 def test_device_check_bad_options_one_line_exit_2(argv, message, tmp_path):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
