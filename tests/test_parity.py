@@ -18,6 +18,7 @@ import functools
 from functools import partial
 from typing import NamedTuple
 
+import both_trainers
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -190,12 +191,8 @@ def test_both_trainers_compute_the_shared_weights(case_batch):
     chunked = jt.compute_weights(batch.rollout, batch.n_played, case.gamma, True)
     np.testing.assert_allclose(np.asarray(chunked).reshape(batch.weights.shape), batch.weights,
                                rtol=RTOL, atol=ATOL)
-    f = batch.flat
-    T = int(np.asarray(f.valid).any(axis=1).nonzero()[0].max()) + 1  # torch keeps no padding
-    torch_rollout = tt.Rollout(
-        obs=np.asarray(f.obs)[:T], actions=np.asarray(f.actions)[:T].astype(np.int64),
-        rewards=np.asarray(f.rewards)[:T], dones=np.asarray(f.dones)[:T],
-        valid=np.asarray(f.valid)[:T])
+    torch_rollout = both_trainers.torch_rollout(batch.flat)  # torch keeps no padding
+    T = len(torch_rollout.obs)
     torch_w = tt.compute_weights(torch_rollout, case.gamma, True)
     assert torch_w.shape == (T, case.B)
     np.testing.assert_allclose(torch_w, batch.weights[:T], rtol=RTOL, atol=ATOL)
@@ -213,11 +210,8 @@ def test_both_trainers_compute_the_shared_weights_with_time_baseline(case_batch)
     chunked = jt.compute_weights(batch.rollout, batch.n_played, case.gamma, True, "time")
     np.testing.assert_allclose(np.asarray(chunked).reshape(flat_w.shape), flat_w,
                                rtol=RTOL, atol=ATOL)
-    T = int(np.asarray(f.valid).any(axis=1).nonzero()[0].max()) + 1
-    torch_rollout = tt.Rollout(
-        obs=np.asarray(f.obs)[:T], actions=np.asarray(f.actions)[:T].astype(np.int64),
-        rewards=np.asarray(f.rewards)[:T], dones=np.asarray(f.dones)[:T],
-        valid=np.asarray(f.valid)[:T])
+    torch_rollout = both_trainers.torch_rollout(f)
+    T = len(torch_rollout.obs)
     torch_w = tt.compute_weights(torch_rollout, case.gamma, True, "time")
     np.testing.assert_allclose(torch_w, flat_w[:T], rtol=RTOL, atol=ATOL)
 
@@ -295,29 +289,14 @@ def test_full_updates_give_same_weights(B, baseline, schedule, monkeypatch):
     n_played = jnp.asarray(np.asarray(rollout.valid).any(axis=(1, 2)).sum(), jnp.int32)
     # Both trainers get this same rollout instead of playing their own.
     j_trainer.collect = lambda params, key, n: (rollout, n_played)
-    flat = rollout.flat()
-    T = int(np.asarray(flat.valid).any(axis=1).nonzero()[0].max()) + 1
-    torch_rollout = tt.Rollout(
-        obs=np.array(flat.obs)[:T], actions=np.array(flat.actions)[:T].astype(np.int64),
-        rewards=np.array(flat.rewards)[:T], dones=np.array(flat.dones)[:T],
-        valid=np.array(flat.valid)[:T])
+    torch_rollout = both_trainers.torch_rollout(rollout.flat())
     monkeypatch.setattr(tt, "collect", lambda env, policy, horizon, generator: torch_rollout)
     t_trainer = tt.Trainer(cfg, seed=0)
     t_trainer.policy.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
-
-    update = jax.jit(j_trainer.update)
-    for i in range(3):  # three steps: Adam's moments and bias corrections are exercised
-        state, j_metrics = update(state)
-        t_metrics = t_trainer.update()
-        j_new = to_export(state.params)
-        t_new = {k: v.detach().numpy() for k, v in t_trainer.policy.state_dict().items()}
-        for name in t_new:
-            np.testing.assert_allclose(t_new[name], j_new[name], rtol=RTOL, atol=ATOL,
-                                       err_msg=f"update {i}, {name}")
-        np.testing.assert_allclose(t_metrics.policy_loss, float(j_metrics.policy_loss),
-                                   rtol=1e-4, atol=1e-5)
-        for key in ("episodic_return", "episode_length", "env_steps"):
-            assert getattr(t_metrics, key) == pytest.approx(float(getattr(j_metrics, key))), key
+    # three steps: Adam's moments and bias corrections are exercised
+    j_new, _ = both_trainers.assert_updates_match(
+        jax.jit(j_trainer.update), state, t_trainer, RTOL, ATOL,
+        ("episodic_return", "episode_length", "env_steps"))
     moved = max(np.abs(j_new[k] - v).max() for k, v in initial.items())
     assert moved > 1e-3, "the updates did not change the weights"
 

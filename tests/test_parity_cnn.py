@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from functools import partial
 
+import both_trainers
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -118,27 +119,17 @@ def test_weights_convert_exactly_both_ways():
 
 
 def test_three_full_updates_give_the_same_weights(monkeypatch):
-    trainer, state, rollout, n_played, flat, _ = batch()
-    trainer = jt.Trainer(CFG)
+    _, state, rollout, n_played, flat, _ = batch()
+    trainer = jt.Trainer(CFG)  # a trainer of its own: its collect is replaced
     trainer.collect = lambda params, key, n: (rollout, n_played)
-    T = int(np.asarray(flat.valid).any(axis=1).nonzero()[0].max()) + 1
-    torch_rollout = tt.Rollout(*(np.array(x)[:T] for x in flat))
-    torch_rollout.actions = torch_rollout.actions.astype(np.int64)
+    torch_rollout = both_trainers.torch_rollout(flat)
     monkeypatch.setattr(tt, "collect", lambda env, policy, horizon, generator: torch_rollout)
     t_trainer = tt.Trainer(CFG, seed=0)
-    t_trainer.policy.load_state_dict({k: torch.from_numpy(v)
-                                      for k, v in to_export(state.params).items()})
-    update = jax.jit(trainer.update)
-    for i in range(3):
-        state, j_metrics = update(state)
-        t_metrics = t_trainer.update()
-        j_new = to_export(state.params)
-        for name, value in t_trainer.policy.export().items():
-            np.testing.assert_allclose(value, j_new[name], rtol=RTOL, atol=UPDATE_ATOL,
-                                       err_msg=f"update {i}, {name}")
-        np.testing.assert_allclose(t_metrics.policy_loss, float(j_metrics.policy_loss),
-                                   rtol=1e-4, atol=1e-5)
-    moved = max(np.abs(j_new[k] - v).max() for k, v in to_export(batch()[1].params).items())
+    initial = to_export(state.params)
+    t_trainer.policy.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
+    j_new, _ = both_trainers.assert_updates_match(jax.jit(trainer.update), state, t_trainer,
+                                                  RTOL, UPDATE_ATOL)
+    moved = max(np.abs(j_new[k] - v).max() for k, v in initial.items())
     assert moved > 1e-4, "the updates did not change the weights"
 
 

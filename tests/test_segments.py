@@ -9,6 +9,7 @@ backends on the same rollout, and that CartPole learns with it.
 
 from __future__ import annotations
 
+import both_trainers
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -157,24 +158,14 @@ def test_segment_updates_give_same_weights(monkeypatch):
     stats = returns.segment_episodes(flat.rewards, flat.dones, flat.valid)
     assert int(stats.ended) > 0
     j_trainer.collect_segments = lambda params, key: rollout
-    t_rollout = tt.Rollout(obs=flat.obs, actions=flat.actions.astype(np.int64),
-                           rewards=flat.rewards, dones=flat.dones, valid=flat.valid)
+    t_rollout = both_trainers.torch_rollout(flat, cut=False)
     monkeypatch.setattr(tt, "collect_segments", lambda *args, **kw: t_rollout)
     t_trainer = tt.Trainer(cfg, seed=0)
     initial = to_export(state.params)
     t_trainer.policy.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
-    update = jax.jit(j_trainer.update)
-    for i in range(3):
-        state, j_metrics = update(state)
-        t_metrics = t_trainer.update()
-        j_new = to_export(state.params)
-        for name, value in t_trainer.policy.state_dict().items():
-            np.testing.assert_allclose(value.detach().numpy(), j_new[name], rtol=1e-5, atol=1e-6,
-                                       err_msg=f"update {i}, {name}")
-        np.testing.assert_allclose(t_metrics.policy_loss, float(j_metrics.policy_loss),
-                                   rtol=1e-4, atol=1e-5)
-        for key in ("episodic_return", "episode_length", "env_steps", "padded_steps"):
-            assert getattr(t_metrics, key) == pytest.approx(float(getattr(j_metrics, key))), key
+    _, t_metrics = both_trainers.assert_updates_match(
+        jax.jit(j_trainer.update), state, t_trainer, 1e-5, 1e-6,
+        ("episodic_return", "episode_length", "env_steps", "padded_steps"))
     assert t_metrics.env_steps + t_metrics.padded_steps == 4 * 128
     assert t_metrics.episodic_return == pytest.approx(
         float(stats.ended_return) / int(stats.ended))
