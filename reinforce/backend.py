@@ -49,7 +49,8 @@ METRIC_NAMES = Metrics._fields
 class TrainResult(NamedTuple):
     """What a backend's ``train_many`` returns for ``R`` runs of ``U`` updates."""
 
-    weights: list[dict[str, np.ndarray]]  # per run, the export format (checkpoint.expected_shapes)
+    # per run, the export format (Architecture.expected_shapes)
+    weights: list[dict[str, np.ndarray]]
     metrics: Metrics  # numpy [R, U]
     wall: np.ndarray  # [R, U]: seconds since the start of training when each update ended
     eval_returns: np.ndarray  # [R, n_evaluation_episodes]: the final evaluation

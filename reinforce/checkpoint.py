@@ -37,16 +37,22 @@ class DiskFullError(OSError):
         return self.strerror
 
 
+def format_bytes(n: float) -> str:
+    """A size for a message: ``1.6 PB``, ``19.2 GB``, ``512 B``."""
+    if n >= 1e18:
+        return f"{n:.1e} bytes"
+    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
 def _free_space(path: Path) -> str:
     for folder in (path.parent, *path.parents):
         try:
-            free = shutil.disk_usage(folder).free
+            return format_bytes(shutil.disk_usage(folder).free)
         except OSError:
             continue
-        for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-            if free >= size:
-                return f"{free / size:.1f} {unit}"
-        return f"{free} bytes"
     return "unknown"
 
 

@@ -114,7 +114,7 @@ class TrainConfig:
     )
     lr: float = _doc("Adam learning rate; a comma-separated list trains every lr",
                      parse=float_list, default=1e-2)
-    gamma: float = _doc("discount factor, in [0, 1]", parse=float_text, default=1.0)
+    gamma: float = _doc("discount factor, in [0, 1]", default=1.0)
     n_training_episodes: int = _doc("episodes played during training", flag="--episodes",
                                     default=1000)
     max_t: int = _doc("longest episode played during training and evaluation", default=1000)

@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from reinforce.architecture import architecture
+from reinforce.checkpoint import format_bytes
 from reinforce.config import ConfigError
 from reinforce.envs import Environment, make
 
@@ -111,15 +112,6 @@ def _accelerator_free(where: str) -> float | None:
         free, _ = torch.cuda.mem_get_info(torch.device(where))
         return float(free)
     return None
-
-
-def format_bytes(n: float) -> str:
-    if n >= 1e18:
-        return f"{n:.1e} bytes"
-    for unit, size in (("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n:.0f} B"
 
 
 @dataclass(frozen=True)

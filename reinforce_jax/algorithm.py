@@ -291,7 +291,8 @@ def returns_by_chunks(rewards: jax.Array, dones: jax.Array, n_played: jax.Array,
 
     def backward(loop):
         i, next_return, out = loop
-        chunk_returns = returns.discounted_returns(rewards[i], dones[i], gamma, next_return)
+        chunk_returns = returns.discounted_returns_scan(rewards[i], dones[i], gamma,
+                                                        next_return)
         return i - 1, chunk_returns[0], out.at[i].set(chunk_returns)
 
     _, _, G = jax.lax.while_loop(
@@ -304,11 +305,11 @@ def returns_by_chunks(rewards: jax.Array, dones: jax.Array, n_played: jax.Array,
 
 def returns_at_once(rewards: jax.Array, dones: jax.Array, n_played: jax.Array, gamma
                     ) -> jax.Array:
-    """The same in one scan over the whole rollout (an accelerator's way: one parallel scan;
-    the chunks not played are zeros and change no return)."""
+    """The same in one parallel scan over the whole rollout (an accelerator's way; the chunks
+    not played are zeros and change no return)."""
     del n_played
-    flat = returns.discounted_returns(rewards.reshape(-1, *rewards.shape[2:]),
-                                      dones.reshape(-1, *dones.shape[2:]), gamma)
+    flat = returns.discounted_returns_associative(rewards.reshape(-1, *rewards.shape[2:]),
+                                                  dones.reshape(-1, *dones.shape[2:]), gamma)
     return flat.reshape(rewards.shape)
 
 

@@ -6,8 +6,8 @@ Layers are initialised like ``torch.nn.Linear`` and ``torch.nn.Conv2d`` (uniform
 networks. Parameters are named ``convs_0, ...`` and ``layers_0, layers_1, ...``, matching the
 torch module's ``convs.0, ...`` and ``layers.0, layers.1, ...``;
 :func:`to_export` and :func:`from_export` convert them to and from the export format, the
-torch layout (``reinforce.checkpoint.expected_shapes``), exactly: a round trip gives back the
-same bits.
+torch layout (``reinforce.architecture.Architecture.expected_shapes``), exactly: a round trip
+gives back the same bits.
 
 Every matrix product and convolution runs at full float32 precision (:data:`PRECISION`) on
 every platform: GPUs and TPUs otherwise multiply float32 matrices in reduced precision (TF32 /

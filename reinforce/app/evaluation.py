@@ -11,7 +11,6 @@ def evaluate_run(folder: RunFolder, backend: str, n_episodes: int, seed: int,
                  device: str = "auto") -> EvalResult:
     """``n_episodes`` episodes of the run's best policy (stochastic, as trained), played by
     ``backend`` on ``device`` from ``seed``."""
-    cfg = folder.cfg.replace(n_evaluation_episodes=n_episodes)
-    returns = backends.get(backend).evaluate(cfg, folder.load_weights(), n_episodes, seed,
-                                             device)
+    returns = backends.get(backend).evaluate(folder.cfg, folder.load_weights(), n_episodes,
+                                             seed, device)
     return summarize(returns)

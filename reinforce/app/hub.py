@@ -16,8 +16,8 @@ The folder is ``RUN_DIR/hub/`` for an upload and the given folder for a dry run
 failed upload can be retried (``hf upload USER/NAME RUN_DIR/hub``). A folder holding files
 other than these is refused rather than overwritten.
 
-A run trained with JAX is converted to the torch policy (``reinforce_jax.export``) before it is
-exported: the torch policy is the export format.
+A run trained with JAX is converted to the torch policy (``reinforce_jax.policy.to_export``)
+before it is exported: the torch policy is the export format.
 
 The token comes from huggingface_hub (``HF_TOKEN`` or a cached ``hf auth login``), never from
 the command line; it is handed to ``HfApi`` and nowhere else, and scrubbed from any error.

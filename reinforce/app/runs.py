@@ -10,7 +10,7 @@ A run folder holds::
     eval.json            final evaluation, one entry per run, and the index of the best run
     checkpoint/          state.safetensors (every array of the training state, the metrics so
                          far, the progress record in its metadata) + progress.json: what
-                         ``reinforce train --resume`` continues (see ``reinforce.session``)
+                         ``reinforce train --resume`` continues (see ``reinforce.app.session``)
 
 ``config.json`` + ``model.safetensors`` is also a valid policy folder for
 ``reinforce_torch.policy.Policy.from_pretrained``.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,6 @@ class RunFolder:
     backend: str
     runs: list[RunSpec]
     arch: Architecture
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def observation_size(self) -> int:
@@ -76,7 +75,6 @@ class RunFolder:
             "backend": self.backend,
             "runs": [{"seed": r.seed, "lr": r.lr} for r in self.runs],
             "train": self.cfg.to_dict(),
-            **self.extra,
         }
 
     def write_config(self) -> None:

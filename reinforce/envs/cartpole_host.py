@@ -99,11 +99,10 @@ def observation(state: CartPoleHostState, params: CartPoleParams | None = None,
 def render(state: CartPoleHostState, params: CartPoleParams) -> np.ndarray:
     """The JAX port's 600 x 400 frame of this state (the same drawing, computed on the CPU:
     a frame costs far more than a step either way)."""
-    import jax
-
     from reinforce.envs.cartpole import CartPole
+    from reinforce.host import host
 
-    with jax.default_device(jax.devices("cpu")[0]):
+    with host():
         return np.asarray(_jax_render(CartPole())(to_jax(state), params))
 
 
