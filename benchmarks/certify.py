@@ -50,7 +50,7 @@ def certify(folder: RunFolder, evaluations: int, episodes: int, long: int, seed:
     return out
 
 
-def report(folder: RunFolder, rows: list[dict]) -> str:
+def report(rows: list[dict]) -> str:
     lines = []
     for row in rows:
         scores = np.asarray(row["scores"])
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, CheckpointError, ConfigError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    print(report(folder, rows))
+    print(report(rows))
     if args.json is not None:
         args.json.write_text(json.dumps({"run_dir": str(args.run_dir), "runs": rows}, indent=1))
     return 0

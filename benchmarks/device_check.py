@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, machine_info, output_stem
-from reinforce.app.cli import positive_int
-from reinforce.config import preset
+from reinforce.app.cli import OneLineParser, UsageError, config_from_args, positive_int
+from reinforce.app.cli import build_parser as train_parser
 
 PROG = "benchmarks.device_check"
 SCHEMA = "reinforce-device-check/1"
@@ -91,24 +91,13 @@ PIXELS_PROBE_CHUNK = 10
 
 
 def preset_config(args: list[str]):
-    """The ``TrainConfig`` of a ``--preset NAME`` argument list (the env is Pixelcopter)."""
-    cfg = preset(args[args.index("--preset") + 1], "Pixelcopter-PLE-v0")
-    if "--lr-warmup" in args:
-        cfg = cfg.replace(lr_warmup=int(args[args.index("--lr-warmup") + 1]))
-    return cfg
-
-
-class UsageError(Exception):
-    """A bad option: one line on stderr, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
+    """The ``TrainConfig`` that ``reinforce train --env Pixelcopter-PLE-v0 ARGS`` trains."""
+    return config_from_args(train_parser().parse_args(
+        ["train", "--env", "Pixelcopter-PLE-v0", *args]))[0]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("gpu", "cpu"), default="gpu",
                    help="gpu (default): the checks on the accelerator; cpu: a dry run")
     p.add_argument("--out-dir", type=Path, default=DEFAULT_OUT,
@@ -226,11 +215,11 @@ def part_compare(device: str, workdir: Path) -> dict[str, Any]:
         if files:
             data = json.loads(files[-1].read_text())
             result["variants"] = {
-                v: {k: data["variants"][v].get(k) for k in (
+                v: {**{k: d.get(k) for k in (
                     "device", "n_seeds", "wall_s", "compile_s", "steps_per_s",
                     "steps_per_s_excl_compile", "steps_per_s_second_half", "certified",
-                    "score_median", "gpu_peak_mib")}
-                for v in data["variants"]}
+                    "gpu_peak_mib")}, "score_median": d.get("eval", {}).get("score_median")}
+                for v, d in data["variants"].items()}
             result["command"] = data["command"]
         runs[name] = result
     codes = [r["exit_code"] for r in runs.values()]
