@@ -370,6 +370,11 @@ class Trainer:
         # (README, pixels): a segment rollout, every chunk played, takes it in one piece.
         self.gradient_at_once = bool(cfg.segment_steps and self.policy.convs)
 
+    def steps_per_update(self) -> int:
+        """The most env steps one update plays: whole segments, or every episode to the
+        horizon."""
+        return self.cfg.batch_episodes * (self.cfg.segment_steps or self.horizon)
+
     def init(self, key: jax.Array, lr: float | jax.Array | None = None) -> TrainState:
         key, init_key = jax.random.split(key)
         params = init_params(self.policy, init_key, self.env.observation_shape)

@@ -80,16 +80,17 @@ class JaxBackend:
     def evaluate(self, cfg: TrainConfig, weights: dict[str, np.ndarray], n_episodes: int,
                  seed: int, device: str = "auto") -> np.ndarray:
         where = platform_devices(device)[0]
-        evaluate = _evaluate_program(cfg.replace(lr=1.0), where.platform)
+        evaluate = _evaluate_program(cfg.replace(lr=1.0), where.platform, n_episodes)
         with jax.default_device(where):
-            return np.asarray(evaluate(from_export(weights), jax.random.key(seed), n_episodes))
+            return np.asarray(evaluate(from_export(weights), jax.random.key(seed)))
 
 
 @functools.lru_cache(maxsize=8)
-def _evaluate_program(cfg: TrainConfig, platform: str):
-    """The jitted evaluation of a config on a platform, compiled once per episode count."""
-    return jax.jit(Trainer(cfg).evaluate, static_argnums=2,
-                   compiler_options=compiler_options(platform))
+def _evaluate_program(cfg: TrainConfig, platform: str, n_episodes: int):
+    """The jitted evaluation of ``n_episodes`` episodes of a config on a platform."""
+    trainer = Trainer(cfg)
+    return jax.jit(functools.partial(trainer.evaluate, n_episodes=n_episodes),
+                   compiler_options=compiler_options(platform, n_episodes * trainer.horizon))
 
 
 BACKEND = JaxBackend()

@@ -166,7 +166,10 @@ def _programs(cfg: TrainConfig, platform: str) -> tuple:
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
         trainer = Trainer(cfg, runs_axis=RUNS_AXIS)
-        jit = partial(jax.jit, compiler_options=compiler_options(platform))
+        jit = partial(jax.jit, compiler_options=compiler_options(
+            platform, cfg.n_updates * trainer.steps_per_update()))
+        jit_evaluate = partial(jax.jit, compiler_options=compiler_options(
+            platform, cfg.n_evaluation_episodes * trainer.horizon))
         if platform == "cpu" and trainer.policy.convs:
             run_chunk = _UpdatesFromHost(jit(jax.vmap(trainer.update, axis_name=RUNS_AXIS)))
         else:
@@ -176,9 +179,9 @@ def _programs(cfg: TrainConfig, platform: str) -> tuple:
             trainer,
             jit(jax.vmap(_seed_init(trainer))),
             run_chunk,
-            jit(jax.vmap(lambda params, seed, n: trainer.evaluate(params, jax.random.key(seed),
-                                                                  n),
-                         in_axes=(0, 0, None), axis_name=RUNS_AXIS), static_argnums=2),
+            jit_evaluate(jax.vmap(lambda params, seed, n: trainer.evaluate(
+                params, jax.random.key(seed), n), in_axes=(0, 0, None), axis_name=RUNS_AXIS),
+                static_argnums=2),
         )
     return _PROGRAMS[cfg, platform]
 
