@@ -322,15 +322,11 @@ def reinforce_loss(
 
 
 def policy_gradient(
-    policy: Policy, params: Any, rollout: Rollout, weights: jax.Array, n_played: jax.Array,
-    at_once: bool = False,
+    policy: Policy, params: Any, rollout: Rollout, weights: jax.Array, n_played: jax.Array
 ) -> tuple[jax.Array, Any]:
-    """Loss and gradient, accumulated over the played chunks only; ``at_once``: over the
-    whole rollout in one piece (every chunk played)."""
+    """Loss and gradient, accumulated over the played chunks only."""
     n_episodes = rollout.actions.shape[-1]
     grad_fn = jax.value_and_grad(partial(reinforce_loss, policy), argnums=0)
-    if at_once:
-        return grad_fn(params, rollout.obs, rollout.actions, weights, rollout.valid, n_episodes)
 
     def accumulate(loop):
         i, loss, grads = loop
@@ -366,9 +362,6 @@ class Trainer:
         n_chunks = -(-self.horizon // chunk_len)
         self.chunk_len = -(-self.horizon // n_chunks)
         self.optimizer = optax.scale_by_adam()  # Adam's moments; the lr is applied by hand
-        # A CNN's gradient runs several times slower inside a loop on XLA's CPU backend
-        # (README, pixels): a segment rollout, every chunk played, takes it in one piece.
-        self.gradient_at_once = bool(cfg.segment_steps and self.policy.convs)
 
     def steps_per_update(self) -> int:
         """The most env steps one update plays: whole segments, or every episode to the
@@ -418,8 +411,7 @@ class Trainer:
             played = rollout
         weights = compute_weights(rollout, n_played, cfg.gamma, cfg.normalize_returns,
                                   cfg.baseline)
-        loss, grads = policy_gradient(self.policy, state.params, rollout, weights, n_played,
-                                      self.gradient_at_once)
+        loss, grads = policy_gradient(self.policy, state.params, rollout, weights, n_played)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         lr = state.lr * self.lr_factor(state.update)
         updates = jax.tree.map(lambda u: -lr * u, updates)

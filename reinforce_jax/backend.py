@@ -54,10 +54,9 @@ class JaxBackend:
             # the rollout twice: the loop's buffer and its copy
             memory.Part("rollout of an update", where, share * 2 * steps * B * size.step,
                         rollout, share),
-            # the gradient runs chunk by chunk, or over the whole rollout at once
+            # the gradient runs chunk by chunk
             memory.Part("activations of the gradient", where,
-                        share * (steps if trainer.gradient_at_once else chunk) * B
-                        * size.activations, activations, share),
+                        share * chunk * B * size.activations, activations, share),
             memory.Part("env states", where, share * 2 * B * size.state, "--batch-episodes",
                         share),
             memory.Part("evaluation", where, share * cfg.n_evaluation_episodes

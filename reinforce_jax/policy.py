@@ -68,10 +68,37 @@ class Conv(nn.Module):
         shape = (self.kernel, self.kernel, x.shape[-1], self.features)
         kernel = self.param("kernel", _torch_uniform(fan_in), shape)
         bias = self.param("bias", _torch_uniform(fan_in), (self.features,))
-        y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), "VALID",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                         precision=PRECISION)
-        return y + bias
+        return conv_valid(x, kernel, self.stride) + bias
+
+
+def conv_valid(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """The VALID convolution of ``x`` ``[N, H, W, C]`` with ``kernel`` ``[k, k, C, F]`` at
+    ``stride``, as matrix products when ``stride`` divides ``k``.
+
+    Cut into ``stride x stride`` blocks (space to depth), the input becomes ``[N, H/s, W/s,
+    s*s*C]`` and the convolution one of kernel ``k/s`` at stride 1: a sum of ``(k/s)**2``
+    products of shifted blocks with slices of the kernel. Its value is the convolution's, up to
+    float32 rounding, and its gradient is matrix products too, which XLA's CPU backend runs
+    much faster than a convolution's gradient, above all inside a compiled loop (README,
+    pixels). Other strides use the convolution itself.
+    """
+    k, c, f = kernel.shape[0], kernel.shape[2], kernel.shape[3]
+    if k % stride:
+        return jax.lax.conv_general_dilated(x, kernel, (stride, stride), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                            precision=PRECISION)
+    n, h, w, _ = x.shape
+    m, s = k // stride, stride
+    out_h, out_w = (h - k) // s + 1, (w - k) // s + 1
+    rows, cols = out_h + m - 1, out_w + m - 1  # blocks read
+    blocks = (x[:, : rows * s, : cols * s]
+              .reshape(n, rows, s, cols, s, c).transpose(0, 1, 3, 2, 4, 5)
+              .reshape(n, rows, cols, s * s * c))
+    # kernel[a*s + i, b*s + j, c] multiplies block (a, b)'s element (i, j, c).
+    taps = kernel.reshape(m, s, m, s, c, f).transpose(0, 2, 1, 3, 4, 5).reshape(m, m, -1, f)
+    return sum(jnp.matmul(blocks[:, a: a + out_h, b: b + out_w], taps[a, b],
+                          precision=PRECISION)
+               for a in range(m) for b in range(m))
 
 
 class Policy(nn.Module):

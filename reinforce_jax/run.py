@@ -170,39 +170,16 @@ def _programs(cfg: TrainConfig, platform: str) -> tuple:
             platform, cfg.n_updates * trainer.steps_per_update()))
         jit_evaluate = partial(jax.jit, compiler_options=compiler_options(
             platform, cfg.n_evaluation_episodes * trainer.horizon))
-        if platform == "cpu" and trainer.policy.convs:
-            run_chunk = _UpdatesFromHost(jit(jax.vmap(trainer.update, axis_name=RUNS_AXIS)))
-        else:
-            run_chunk = jit(jax.vmap(trainer.run, in_axes=(0, None), axis_name=RUNS_AXIS),
-                            static_argnums=1)
         _PROGRAMS[cfg, platform] = (
             trainer,
             jit(jax.vmap(_seed_init(trainer))),
-            run_chunk,
+            jit(jax.vmap(trainer.run, in_axes=(0, None), axis_name=RUNS_AXIS),
+                static_argnums=1),
             jit_evaluate(jax.vmap(lambda params, seed, n: trainer.evaluate(
                 params, jax.random.key(seed), n), in_axes=(0, 0, None), axis_name=RUNS_AXIS),
                 static_argnums=2),
         )
     return _PROGRAMS[cfg, platform]
-
-
-class _UpdatesFromHost:
-    """A chunk of updates run one compiled update at a time from the host, with the chunk
-    program's signature (``(state, n)`` and ``lower``): on XLA's CPU backend a CNN's update runs
-    more than ten times slower inside a compiled loop than on its own (README, pixels)."""
-
-    def __init__(self, update):
-        self.update = update
-
-    def __call__(self, state: TrainState, n_updates: int) -> tuple[TrainState, Metrics]:
-        metrics = []
-        for _ in range(n_updates):
-            state, m = self.update(state)
-            metrics.append(m)
-        return state, jax.tree.map(lambda *xs: jnp.stack(xs, axis=1), *metrics)
-
-    def lower(self, state: TrainState, n_updates: int):
-        return self.update.lower(state)
 
 
 def _seed_init(trainer: Trainer):
@@ -237,8 +214,6 @@ def _compile_ahead(cfg: TrainConfig, seeds, lrs, eval_seeds, devices: list, done
         jax.eval_shape(init, seeds, lrs))
     lengths = {min(cfg.chunk_updates, cfg.n_updates - d)
                for d in range(done, cfg.n_updates, cfg.chunk_updates)}
-    if isinstance(run_chunk, _UpdatesFromHost):  # one program, whatever the chunk's length
-        lengths = {min(cfg.chunk_updates, cfg.n_updates - done)}
     jobs = {("chunk", n): partial(lambda n: run_chunk.lower(state, n).compile(), n)
             for n in sorted(lengths)}
     jobs[("evaluate",)] = lambda: evaluate.lower(state.params, eval_seeds,

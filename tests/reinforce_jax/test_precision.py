@@ -52,8 +52,9 @@ def test_the_forward_pass_multiplies_at_full_precision(trainer):
     obs = jnp.zeros((5, *trainer.env.observation_shape), trainer.env.observation_dtype)
     lowered = jax.jit(partial(jax_policy.log_probs, trainer.policy)).lower(
         params, obs, jnp.zeros(5, jnp.int32))
-    assert assert_full_precision(lowered.as_text()) == (len(trainer.cfg.hidden_sizes) + 1
-                                                        + len(trainer.policy.convs))
+    # a dense layer is one product; a conv layer (k/s)**2 products (policy.conv_valid)
+    convs = sum((kernel // stride) ** 2 for _, kernel, stride in trainer.policy.convs)
+    assert assert_full_precision(lowered.as_text()) == len(trainer.cfg.hidden_sizes) + 1 + convs
 
 
 def test_the_gradient_multiplies_at_full_precision(trainer):
