@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,9 @@ def env_state_bytes(env: Environment, params) -> int:
 
 
 def free_bytes(where: str) -> float | None:
-    """Free memory of a place: the host's available memory, or an accelerator's free memory as
-    its framework reports it (None when unknown)."""
+    """Free memory of a place: the host's available memory, or a JAX device's free memory as
+    JAX reports it (None when unknown). A backend whose devices JAX does not know passes its
+    own function to :class:`Estimate`."""
     if where == "host":
         try:
             for line in Path("/proc/meminfo").read_text().splitlines():
@@ -97,28 +99,21 @@ def free_bytes(where: str) -> float | None:
             return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError, AttributeError):
             return None
-    return _accelerator_free(where)
-
-
-def _accelerator_free(where: str) -> float | None:
     for device in jax.devices():
         if str(device) == where or f"{device.platform}:{device.id}" == where:
             stats = device.memory_stats() or {}
             if "bytes_limit" in stats:
                 return float(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
-    if where.startswith("cuda"):
-        import torch  # only asked about a torch device, so torch is there
-
-        free, _ = torch.cuda.mem_get_info(torch.device(where))
-        return float(free)
     return None
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """The parts of a training's memory, by place."""
+    """The parts of a training's memory, by place, and how to ask a place for its free memory
+    (bytes, or None when unknown)."""
 
     parts: tuple[Part, ...]
+    free: Callable[[str], float | None] = free_bytes
 
     def total(self, where: str) -> float:
         return sum(p.bytes for p in self.parts if p.where == where)
@@ -126,11 +121,12 @@ class Estimate:
     def places(self) -> list[str]:
         return sorted({p.where for p in self.parts})
 
-    def check(self, free=free_bytes) -> str | None:
+    def check(self, free: Callable[[str], float | None] | None = None) -> str | None:
         """Raise :class:`TooBigError` (one line naming the estimate, the limit and the option
         to lower) if a place would not hold its parts; a note for the start-up line when a
         training is large but fits, else None. When one run's share would fit, the option to
         lower is the number of runs trained side by side."""
+        free = free or self.free
         notes = []
         for where in self.places():
             need, have = self.total(where), free(where)

@@ -13,7 +13,7 @@ from reinforce.config import TrainConfig
 from reinforce.envs import horizon, make
 from reinforce.evaluation import play_episodes
 from reinforce_torch import run
-from reinforce_torch.devices import torch_device
+from reinforce_torch.devices import free_bytes, torch_device
 from reinforce_torch.policy import Policy
 
 
@@ -53,7 +53,7 @@ class TorchBackend:
             memory.Part("metrics of every update", "host",
                         n_runs * cfg.n_updates * (len(METRIC_NAMES) * 8 + 8), "--episodes",
                         n_runs),
-        ))
+        ), free=free_bytes)
 
     def train_many(self, cfg: TrainConfig, seeds: list[int], lrs: list[float], *,
                    supervisor: Supervisor | None = None, on_progress=None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from reinforce import memory
 from reinforce.config import DEVICES, ConfigError
 
 
@@ -30,3 +31,12 @@ def torch_device(name: str = "auto") -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     return torch.device(name)
+
+
+def free_bytes(where: str) -> float | None:
+    """Free memory of a place of ``reinforce.memory``'s estimates: the host's, or a CUDA
+    device's as torch reports it."""
+    if where.startswith("cuda"):
+        free, _ = torch.cuda.mem_get_info(torch.device(where))
+        return float(free)
+    return memory.free_bytes(where)

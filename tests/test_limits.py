@@ -73,6 +73,21 @@ def test_each_place_is_checked_against_its_own_memory():
         Estimate(parts).check(free=free.get)
 
 
+def test_each_backend_asks_its_own_framework_for_device_memory(monkeypatch):
+    import torch
+
+    from reinforce import memory
+    from reinforce_torch import devices
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (3e9, 8e9))
+    assert devices.free_bytes("cuda:0") == 3e9  # torch's CUDA devices: torch tells
+    assert memory.free_bytes("cuda:0") is None  # not a JAX device here: unknown, not torch's
+    assert devices.free_bytes("host") == pytest.approx(memory.free_bytes("host"), rel=0.2)
+    fast = preset("fast", "CartPole-v1")
+    assert backends.get("torch").memory(fast, 1, "cpu").free is devices.free_bytes
+    assert backends.get("jax").memory(fast, 1, "cpu").free is memory.free_bytes
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_the_presets_fit_and_the_estimate_grows_with_the_settings(backend):
     fast = preset("fast", "Pixelcopter-PLE-v0")
