@@ -12,7 +12,10 @@ On a GPU (``--device gpu``, the default) it
    backend on CUDA, JAX with one seed and with 32 seeds) and again with 2048 seeds, and a
    short Pixelcopter run (compile time and speed);
 4. measures the gymnasium views' and the host batch's env steps per second;
-5. only when asked (``--parts pixels``): trains the GPU pixel preset (``--preset pixels-gpu``,
+5. only when asked (``--parts compile-flags``): times the CartPole (32 seeds) and Pixelcopter
+   runs of 3. again under each ``XLA_FLAGS`` of :data:`COMPILE_FLAGS` (autotuning, Triton
+   GEMMs and command buffers off on a GPU), to find where a short run's compile time goes;
+6. only when asked (``--parts pixels``): trains the GPU pixel preset (``--preset pixels-gpu``,
    2 seeds; its whole budget takes hours on one H200 at this version's speed, so
    ``--pixels-seconds S`` sizes the run to fit), evaluates every run on 100 and 1000 episodes
    and reports its crash causes;
@@ -73,12 +76,29 @@ COMPARE_RUNS = {
     ),
 }
 
-#: Seconds each part may take before it is stopped.
-LIMITS = {"tests": 200, "returns": 60, "compare": 180, "views": 60, "pixels": 1200}
-#: The parts run when --parts does not say; ``pixels`` (the GPU pixel preset's training) only
-#: when asked for.
+#: ``XLA_FLAGS`` of the compile-flags part, per device ("": XLA's defaults).
+COMPILE_FLAGS = {
+    "gpu": ("", "--xla_gpu_autotune_level=0", "--xla_gpu_enable_triton_gemm=false",
+            "--xla_gpu_enable_command_buffer=",
+            "--xla_gpu_autotune_level=0 --xla_gpu_enable_triton_gemm=false "
+            "--xla_gpu_enable_command_buffer="),
+    "cpu": ("", "--xla_cpu_parallel_codegen_split_count=1"),
+}
+#: The runs the compile-flags part times under each of its flags: JAX's 32 CartPole seeds
+#: alone, and the Pixelcopter run of COMPARE_RUNS.
+COMPILE_FLAG_RUNS = {
+    device: (("cartpole-32", ["--variants", "jax-seeds", "--seeds", "32",
+                              *(["--quick"] if device == "cpu" else [])]),
+             *((name, extra) for name, extra in runs if name == "pixelcopter"))
+    for device, runs in COMPARE_RUNS.items()}
+
+#: Seconds each part may take before it is stopped (compile-flags: each of its runs).
+LIMITS = {"tests": 200, "returns": 60, "compare": 180, "views": 60, "pixels": 1200,
+          "compile-flags": 120}
+#: The parts run when --parts does not say; ``compile-flags`` and ``pixels`` (the GPU pixel
+#: preset's training) only when asked for.
 DEFAULT_PARTS = "tests,returns,compare,views"
-PARTS = ("tests", "returns", "compare", "views", "pixels")
+PARTS = ("tests", "returns", "compare", "views", "compile-flags", "pixels")
 
 #: The pixel policies' run: the GPU preset (a CPU dry run: a few updates of the CPU one).
 PIXELS_RUNS = {
@@ -114,8 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def child_env(device: str) -> dict[str, str]:
+def child_env(device: str, xla_flags: str | None = None) -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if xla_flags is not None:
+        env["XLA_FLAGS"] = xla_flags
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
     if device == "cpu":
@@ -127,11 +149,14 @@ def child_env(device: str) -> dict[str, str]:
     return env
 
 
-def run_child(args: list[str], device: str, limit: float) -> dict[str, Any]:
-    """Run ``python ARGS`` in the repository root; its exit code, output tail and seconds."""
+def run_child(args: list[str], device: str, limit: float, xla_flags: str | None = None
+              ) -> dict[str, Any]:
+    """Run ``python ARGS`` in the repository root (with ``XLA_FLAGS`` set to ``xla_flags``
+    if given); its exit code, output tail and seconds."""
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=child_env(device),
+        proc = subprocess.run([sys.executable, *args], cwd=REPO_ROOT,
+                              env=child_env(device, xla_flags),
                               capture_output=True, text=True, timeout=limit)
         code, out = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
@@ -205,25 +230,43 @@ def part_returns(device: str) -> dict[str, Any]:
     return {**result, "measured": _result_line(result["output_tail"])}
 
 
+def run_compare(device: str, out_dir: Path, extra: list[str], limit: float,
+                xla_flags: str | None = None) -> dict[str, Any]:
+    """One ``benchmarks.compare`` run: the child's result with what it measured per variant."""
+    result = run_child(["-m", "benchmarks.compare", "--device", device, "--out-dir",
+                        str(out_dir), *extra], device, limit, xla_flags)
+    files = sorted(out_dir.glob("*.json"))
+    if files:
+        data = json.loads(files[-1].read_text())
+        result["variants"] = {
+            v: {**{k: d.get(k) for k in (
+                "device", "n_seeds", "wall_s", "compile_s", "steps_per_s",
+                "steps_per_s_excl_compile", "steps_per_s_second_half", "certified",
+                "gpu_peak_mib")}, "score_median": d.get("eval", {}).get("score_median")}
+            for v, d in data["variants"].items()}
+        result["command"] = data["command"]
+    return result
+
+
+def _first_failure(results) -> int | None:
+    return next((r["exit_code"] for r in results if r["exit_code"] != 0), 0)
+
+
 def part_compare(device: str, workdir: Path) -> dict[str, Any]:
-    runs = {}
-    for name, extra in COMPARE_RUNS[device]:
-        out_dir = workdir / name
-        result = run_child(["-m", "benchmarks.compare", "--device", device, "--out-dir",
-                            str(out_dir), *extra], device, LIMITS["compare"])
-        files = sorted(out_dir.glob("*.json"))
-        if files:
-            data = json.loads(files[-1].read_text())
-            result["variants"] = {
-                v: {**{k: d.get(k) for k in (
-                    "device", "n_seeds", "wall_s", "compile_s", "steps_per_s",
-                    "steps_per_s_excl_compile", "steps_per_s_second_half", "certified",
-                    "gpu_peak_mib")}, "score_median": d.get("eval", {}).get("score_median")}
-                for v, d in data["variants"].items()}
-            result["command"] = data["command"]
-        runs[name] = result
-    codes = [r["exit_code"] for r in runs.values()]
-    return {"runs": runs, "exit_code": next((c for c in codes if c != 0), 0)}
+    runs = {name: run_compare(device, workdir / name, extra, LIMITS["compare"])
+            for name, extra in COMPARE_RUNS[device]}
+    return {"runs": runs, "exit_code": _first_failure(runs.values())}
+
+
+def part_compile_flags(device: str, workdir: Path) -> dict[str, Any]:
+    """The compile-flags runs under each ``XLA_FLAGS`` of :data:`COMPILE_FLAGS`, in turns."""
+    rows = []
+    for i, flags in enumerate(COMPILE_FLAGS[device]):
+        for name, extra in COMPILE_FLAG_RUNS[device]:
+            result = run_compare(device, workdir / f"flags-{i}-{name}", extra,
+                                 LIMITS["compile-flags"], flags)
+            rows.append({"xla_flags": flags, "run": name, **result})
+    return {"rows": rows, "exit_code": _first_failure(rows)}
 
 
 VIEWS_SCRIPT = r"""
@@ -386,6 +429,19 @@ def markdown(results: dict[str, Any]) -> str:
             if not r.get("variants"):
                 lines.append(f"| {run} | failed (exit code {r['exit_code']}) | | | | | | | |")
         lines.append("")
+    if "compile-flags" in parts:
+        lines += ["## Compile time under XLA_FLAGS (benchmarks.compare, JAX, cold cache)", "",
+                  "| XLA_FLAGS | run | seeds | wall s | compile s | certified |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for r in parts["compile-flags"]["rows"]:
+            flags = f"`{r['xla_flags']}`" if r["xla_flags"] else "(defaults)"
+            for v in (r.get("variants") or {}).values():
+                lines.append(f"| {flags} | {r['run']} | {v['n_seeds']} | {v['wall_s']:.2f} | "
+                             f"{v['compile_s']:.2f} | {v['certified']}/{v['n_seeds']} |")
+            if not r.get("variants"):
+                lines.append(f"| {flags} | {r['run']} | failed (exit code {r['exit_code']}) "
+                             "| | | |")
+        lines.append("")
     if "pixels" in parts:
         p = parts["pixels"]
         lines += ["## Pixel policies", ""]
@@ -461,6 +517,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                 results["parts"][part] = part_returns(args.device)
             elif part == "compare":
                 results["parts"][part] = part_compare(args.device, Path(tmp))
+            elif part == "compile-flags":
+                results["parts"][part] = part_compile_flags(args.device, Path(tmp))
             elif part == "pixels":
                 results["parts"][part] = {}
                 part_pixels(args.device, Path(tmp), args.pixels_episodes, args.pixels_seconds,

@@ -262,6 +262,35 @@ def test_device_check_bad_options_one_line_exit_2(argv, message, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_device_check_times_the_runs_under_each_of_its_xla_flags(tmp_path, monkeypatch):
+    from benchmarks import device_check
+
+    seen = []
+
+    def fake_child(args, device, limit, xla_flags=None):
+        out_dir = Path(args[args.index("--out-dir") + 1])
+        seen.append((out_dir.name, xla_flags, device_check.child_env(device, xla_flags)))
+        out_dir.mkdir(parents=True)
+        variant = {"device": "cpu", "n_seeds": 32, "wall_s": 4.0 + len(seen), "compile_s": 2.5,
+                   "certified": 32, "eval": {"score_median": 500.0}}
+        (out_dir / "r.json").write_text(json.dumps({"command": "compare",
+                                                    "variants": {"jax-seeds": variant}}))
+        return {"exit_code": 0, "seconds": 1.0, "output_tail": ""}
+
+    monkeypatch.setattr(device_check, "run_child", fake_child)
+    part = device_check.part_compile_flags("gpu", tmp_path)
+    flags = device_check.COMPILE_FLAGS["gpu"]
+    assert [(name, f) for name, f, _ in seen] == [
+        (f"flags-{i}-{run}", f) for i, f in enumerate(flags) for run in ("cartpole-32",
+                                                                         "pixelcopter")]
+    assert all(env["XLA_FLAGS"] == f for _, f, env in seen)
+    assert part["exit_code"] == 0 and len(part["rows"]) == 2 * len(flags)
+    md = device_check.markdown({"device": "gpu", "created": "now", "command": "c",
+                                "machine": {}, "parts": {"compile-flags": part}})
+    assert "| (defaults) | cartpole-32 | 32 | 5.00 | 2.50 | 32/32 |" in md
+    assert f"| `{flags[1]}` | pixelcopter | 32 | 8.00 | 2.50 | 32/32 |" in md
+
+
 def test_device_check_reads_chunk_walls_and_learning_curves(tmp_path):
     from benchmarks import device_check
 
