@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.command import run_command
 from reinforce.app import backends
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
 from reinforce.app.runs import RunFolder
@@ -78,18 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="also write the numbers to FILE")
-    try:
+
+    def body() -> int:
         args = parser.parse_args(argv)
         folder = RunFolder.load_finished(args.run_dir)
         rows = certify(folder, args.evaluations, args.episodes, args.long, args.seed,
                        args.device)
-    except (UsageError, CheckpointError, ConfigError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    print(report(rows))
-    if args.json is not None:
-        args.json.write_text(json.dumps({"run_dir": str(args.run_dir), "runs": rows}, indent=1))
-    return 0
+        print(report(rows))
+        if args.json is not None:
+            args.json.write_text(json.dumps({"run_dir": str(args.run_dir), "runs": rows},
+                                            indent=1))
+        return 0
+
+    return run_command(PROG, body, bad_input=(UsageError, CheckpointError, ConfigError))
 
 
 if __name__ == "__main__":

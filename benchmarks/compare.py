@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report, stats
+from benchmarks.command import run_command, writable_out_dir
 from benchmarks.variants import (
     BASELINE,
     DEFAULT_EPISODES,
@@ -36,7 +37,6 @@ from benchmarks.variants import (
     VARIANTS,
     variant_config,
 )
-from reinforce.checkpoint import make_writable_dir
 from reinforce.config import CERTIFICATION, COMPILE_CACHE_ENV, ConfigError
 from reinforce.envs import ENV_IDS
 
@@ -332,10 +332,7 @@ def render_main(path: Path) -> int:
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     plan = make_plan(args)
     gpu = check_gpu() if args.device == "gpu" else None
-    try:
-        make_writable_dir(args.out_dir)
-    except OSError as exc:
-        raise UsageError(f"--out-dir: cannot write to {args.out_dir}: {exc.strerror}") from None
+    writable_out_dir(args.out_dir)
 
     created = datetime.datetime.now().astimezone()
     machine = machine_info()
@@ -370,22 +367,17 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-        if args._worker is not None:
-            return worker_main(args._worker)
-        if args.render is not None:
-            return render_main(args.render)
-        return run(args, argv)
-    except (UsageError, ConfigError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except WorkerFailed as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: _main(argv), bad_input=(UsageError, ConfigError),
+                       failures=(WorkerFailed,))
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args._worker is not None:
+        return worker_main(args._worker)
+    if args.render is not None:
+        return render_main(args.render)
+    return run(args, argv)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.command import run_command
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
 from reinforce.app.runs import RunFolder
 from reinforce.checkpoint import CheckpointError
@@ -166,24 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-t", type=positive_int, default=None,
                         help="frames per episode at most (default: the run's max_t)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the episodes (default 1)")
+    return run_command("benchmarks.crashes", lambda: _report(parser.parse_args(argv)),
+                       bad_input=(UsageError, CheckpointError))
 
-    def fail(message: str) -> int:
-        print(f"benchmarks.crashes: error: {message}", file=sys.stderr)
-        return 2
 
-    try:
-        args = parser.parse_args(argv)
-    except UsageError as exc:
-        return fail(str(exc))
-
-    try:
-        folder = RunFolder.load(args.run_dir)
-        if folder.cfg.env_id != pc.Pixelcopter.id:
-            return fail(f"{args.run_dir} is a {folder.cfg.env_id} run; crash causes are "
-                        f"reported for {pc.Pixelcopter.id} runs only")
-        states = [folder.load_weights(i) for i in range(len(folder.runs))]
-    except CheckpointError as exc:
-        return fail(str(exc))
+def _report(args) -> int:
+    folder = RunFolder.load(args.run_dir)
+    if folder.cfg.env_id != pc.Pixelcopter.id:
+        raise UsageError(f"{args.run_dir} is a {folder.cfg.env_id} run; crash causes are "
+                         f"reported for {pc.Pixelcopter.id} runs only")
+    states = [folder.load_weights(i) for i in range(len(folder.runs))]
     max_t = args.max_t or folder.cfg.max_t
     policy = policy_for(folder.arch)
     for i, (spec, state) in enumerate(zip(folder.runs, states, strict=True)):

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.command import run_command
 from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, machine_info, output_stem
 from reinforce.app.cli import OneLineParser, UsageError, config_from_args, positive_int
 from reinforce.app.cli import build_parser as train_parser
@@ -536,14 +537,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(build_parser().parse_args(argv), argv)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: run(build_parser().parse_args(argv), argv))
 
 
 if __name__ == "__main__":

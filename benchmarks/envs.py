@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.command import run_command, writable_out_dir
 from benchmarks.compare import DEFAULT_OUT, free_stem, machine_info
-from benchmarks.report import markdown_table, text_table
+from benchmarks.report import markdown_head, markdown_table, text_table
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
-from reinforce.checkpoint import make_writable_dir
 
 PROG = "benchmarks.envs"
 SCHEMA = "reinforce-env-benchmark/1"
@@ -270,13 +270,7 @@ def terminal(results: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     return "\n".join([
-        f"# Env speed, {results['created'][:10]}",
-        "",
-        f"`{results['command']}`" + (" (quick smoke run: not meaningful numbers)"
-                                     if results["quick"] else ""),
-        "",
-        _machine_line(results),
-        "",
+        *markdown_head("Env speed", results, _machine_line(results)),
         "## One env, one step at a time (`gymnasium.make`, random actions)",
         "",
         markdown_table(*single_rows(results)),
@@ -312,22 +306,15 @@ def render_main(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-        if args.render is not None:
-            return render_main(args.render)
-        try:
-            make_writable_dir(args.out_dir)
-        except OSError as exc:
-            raise UsageError(f"--out-dir: cannot write to {args.out_dir}: "
-                             f"{exc.strerror}") from None
-        results = measure(args, argv)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: _main(argv))
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.render is not None:
+        return render_main(args.render)
+    writable_out_dir(args.out_dir)
+    results = measure(args, argv)
     stem = free_stem(args.out_dir, ["envs", *(["quick"] if args.quick else [])],
                      datetime.datetime.fromisoformat(results["created"]))
     paths = write(results, stem)

@@ -106,6 +106,14 @@ def readme_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def markdown_head(title: str, results: dict[str, Any], machine_line: str) -> list[str]:
+    """The first lines of a results ``.md``: the title with the date, the command (marked when
+    it was a quick smoke run) and the machine."""
+    quick = " (quick smoke run: not meaningful numbers)" if results.get("quick") else ""
+    return [f"# {title}, {results['created'][:10]}", "", f"`{results['command']}`{quick}", "",
+            machine_line, ""]
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

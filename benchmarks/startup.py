@@ -29,10 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.command import run_command, writable_out_dir
 from benchmarks.compare import DEFAULT_OUT, free_stem, machine_info
-from benchmarks.report import markdown_table, text_table
+from benchmarks.report import markdown_head, markdown_table, text_table
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
-from reinforce.checkpoint import make_writable_dir
 
 PROG = "benchmarks.startup"
 SCHEMA = "reinforce-startup-benchmark/1"
@@ -161,13 +161,7 @@ def terminal(results: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, Any]) -> str:
     return "\n".join([
-        f"# Start-up of `reinforce train`, {results['created'][:10]}",
-        "",
-        f"`{results['command']}`" + (" (quick smoke run: not meaningful numbers)"
-                                     if results["quick"] else ""),
-        "",
-        _machine_line(results),
-        "",
+        *markdown_head("Start-up of `reinforce train`", results, _machine_line(results)),
         f"Each round runs `{shlex.join(results['train'])}` once in every checkout, in turn; "
         "medians over the rounds.",
         "",
@@ -178,20 +172,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-        try:
-            make_writable_dir(args.out_dir)
-        except OSError as exc:
-            raise UsageError(f"--out-dir: cannot write to {args.out_dir}: "
-                             f"{exc.strerror}") from None
-        results = measure(args, argv)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(PROG, lambda: _main(argv))
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    writable_out_dir(args.out_dir)
+    results = measure(args, argv)
     stem = free_stem(args.out_dir, ["startup", *(["quick"] if args.quick else [])],
                      datetime.datetime.fromisoformat(results["created"]))
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
