@@ -320,11 +320,11 @@ PRESETS: dict[str, dict[str, TrainConfig]] = {
         ),
     },
     # Pixelcopter through its frames (a CNN on the last 2 gray frames), for a 2-core CPU:
-    # small batches, so that many updates fit in well under an hour.
+    # small batches, so that many updates fit in well under an hour (README, pixels).
     "pixels": {
         "Pixelcopter-PLE-v0": TrainConfig(
             env_id="Pixelcopter-PLE-v0", obs="pixels", frame_stack=2, hidden_sizes=(64,),
-            lr=1e-3, gamma=0.95, n_training_episodes=16 * 3000, max_t=10000,
+            lr=1e-3, gamma=0.95, n_training_episodes=16 * 6000, max_t=10000,
             batch_episodes=16, lr_decay=True, lr_warmup=250, segment_steps=256,
             chunk_updates=50,
         ),
