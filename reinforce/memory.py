@@ -65,13 +65,27 @@ class Sizes:
     state: int  # bytes of one env's state
 
 
-def sizes(cfg) -> Sizes:
-    """The :class:`Sizes` of a ``TrainConfig``'s env, observation mode and network."""
+def conv_outputs(conv: tuple[int, int, int], image: tuple[int, ...],
+                 out: tuple[int, ...]) -> int:
+    """Values a conv layer's gradient keeps per image: its output before and after its ReLU
+    (``conv`` is ``(channels, kernel, stride)``, ``image`` its input's shape, ``out`` its
+    output's)."""
+    return 2 * math.prod(out)
+
+
+def sizes(cfg, conv_values: Callable[..., int] = conv_outputs) -> Sizes:
+    """The :class:`Sizes` of a ``TrainConfig``'s env, observation mode and network; a backend
+    whose conv layers keep more than :func:`conv_outputs` passes its own ``conv_values``."""
     env, params = make(cfg.env_id, cfg.obs, cfg.frame_stack)
     arch = architecture(cfg)
     observation = arch.observation_size * np.dtype(env.observation_dtype).itemsize
-    # each layer's output before and after its ReLU; frames once more as floats
-    values = 2 * sum(cfg.hidden_sizes) + 2 * sum(math.prod(s) for s in arch.conv_shapes())
+    # each dense layer's output before and after its ReLU, each conv layer's values, and
+    # frames once more as floats
+    shapes = arch.conv_shapes()
+    values = 2 * sum(cfg.hidden_sizes) + sum(
+        conv_values(conv, image, out) for conv, image, out
+        in zip(arch.convs, [arch.observation_shape, *shapes][: len(shapes)], shapes,
+               strict=True))
     values += arch.observation_size if arch.convs else 0
     return Sizes(observation, observation + 4 * WORD + 2, values * WORD, arch.params_count(),
                  env_state_bytes(env, params))

@@ -15,7 +15,7 @@ from reinforce.config import SEGMENT_BLOCK, TrainConfig
 from reinforce_jax import run
 from reinforce_jax.algorithm import Trainer
 from reinforce_jax.devices import compiler_options, platform_devices, run_devices
-from reinforce_jax.policy import from_export
+from reinforce_jax.policy import conv_valid_values, from_export
 
 
 class JaxBackend:
@@ -40,7 +40,7 @@ class JaxBackend:
         devices = run_devices(n_runs, device)
         where = "host" if devices[0].platform == "cpu" else str(devices[0])
         share = math.ceil(n_runs / len(devices))
-        trainer, size = Trainer(cfg), memory.sizes(cfg)
+        trainer, size = Trainer(cfg), memory.sizes(cfg, conv_valid_values)
         B = cfg.batch_episodes
         if cfg.segment_steps:
             steps, chunk = cfg.segment_steps, SEGMENT_BLOCK

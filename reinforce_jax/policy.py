@@ -101,6 +101,21 @@ def conv_valid(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
                for a in range(m) for b in range(m))
 
 
+def conv_valid_values(conv: tuple[int, int, int], image: tuple[int, ...],
+                      out: tuple[int, ...]) -> int:
+    """Values the gradient of a :func:`conv_valid` layer holds per image, for the memory
+    estimate (``reinforce.memory.sizes``): the input cut into blocks (and its transposed
+    copy), the ``(k/s)**2`` shifted blocks it multiplies, and the output before and after its
+    ReLU."""
+    _, k, s = conv
+    out_h, out_w, features = out
+    if k % s:
+        return 2 * out_h * out_w * features
+    m, c = k // s, image[-1]
+    blocks = (out_h + m - 1) * (out_w + m - 1) * s * s * c
+    return 2 * blocks + m * m * out_h * out_w * s * s * c + 2 * out_h * out_w * features
+
+
 class Policy(nn.Module):
     """obs -> [conv layers ->] hidden_sizes[0] -> ... -> num_actions logits, ReLU in between.
 
