@@ -35,7 +35,6 @@ from reinforce.architecture import architecture
 from reinforce.backend import Backend, TrainingError, TrainingStopped
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
-    PROGRESS_NAME,
     STATE_NAME,
     CheckpointError,
     DiskFullError,
@@ -43,7 +42,6 @@ from reinforce.checkpoint import (
     disk_full,
     load_checkpoint,
     make_writable_dir,
-    read_json,
 )
 from reinforce.config import (
     CERTIFICATION,
@@ -505,25 +503,10 @@ def _one_line(exc: Exception, session: Session | None = None) -> Exception:
     return exc
 
 
-def _refuse_unfinished(path: Path) -> None:
-    """A run without weights whose checkpoint says training is not over: say how to finish."""
-    try:
-        progress = read_json(path / CHECKPOINT_DIR / PROGRESS_NAME)
-        at, done, total = (progress["at"], int(progress["total_updates_done"]),
-                           int(progress["total_updates"]))
-    except (CheckpointError, KeyError, TypeError, ValueError):
-        return  # no readable checkpoint: the missing weights file is the error
-    if done < total:
-        raise UsageError(f"run {path} has not finished training (stopped at {at}, no "
-                         f"model.safetensors yet); finish it with: reinforce train --resume "
-                         f"{path}")
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     folder = RunFolder.load(args.run_dir)
     backend = backends.get(args.backend or folder.backend)
-    if not (folder.path / "model.safetensors").exists():
-        _refuse_unfinished(folder.path)
+    folder.check_finished()
     use_compile_cache()
     backend.check_device(args.device)
     result = evaluate_run(folder, backend.name, args.episodes, args.seed, args.device)

@@ -33,6 +33,7 @@ from reinforce.architecture import Architecture, architecture
 from reinforce.backend import METRIC_NAMES, Metrics
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
+    PROGRESS_NAME,
     CheckpointError,
     atomic_write_text,
     load_weights,
@@ -187,12 +188,25 @@ class RunFolder:
         """A run folder with its final weights (a clear error for a missing or unfinished
         run)."""
         folder = cls.load(path)
-        if (not (folder.path / "model.safetensors").exists()
-                and (folder.path / CHECKPOINT_DIR).is_dir()):
-            raise CheckpointError(f"run {folder.path} has not finished training (no "
-                                  f"model.safetensors yet); finish it with: reinforce train "
-                                  f"--resume {folder.path}")
+        folder.check_finished()
         return folder
+
+    def check_finished(self) -> None:
+        """``CheckpointError`` saying how to finish the run if it has no final weights and its
+        checkpoint says training is not over (with no readable checkpoint, the missing weights
+        file is the error, when they are read)."""
+        if (self.path / "model.safetensors").exists():
+            return
+        try:
+            progress = read_json(self.path / CHECKPOINT_DIR / PROGRESS_NAME)
+            at, done, total = (progress["at"], int(progress["total_updates_done"]),
+                               int(progress["total_updates"]))
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            return
+        if done < total:
+            raise CheckpointError(f"run {self.path} has not finished training (stopped at "
+                                  f"{at}, no model.safetensors yet); finish it with: reinforce "
+                                  f"train --resume {self.path}")
 
     def load_weights(self, run: int | None = None) -> dict[str, np.ndarray]:
         """Weights of run ``run`` (default: the best / only one), checked against the config."""
