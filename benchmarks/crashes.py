@@ -43,6 +43,8 @@ OPEN_AHEAD = 16.0
 #: Crash causes, in the order of :func:`crash_causes`.
 CAUSES = ("block", "ceiling", "floor", "unseen column", "safe band")
 
+PROG = "benchmarks.crashes"
+
 
 def crash_causes(state: pc.PixelcopterState, action: jax.Array,
                  params: pc.PixelcopterParams) -> jax.Array:
@@ -159,7 +161,7 @@ def format_report(label: str, s: dict[str, Any], max_t: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m benchmarks.crashes",
+    parser = OneLineParser(prog=f"python -m {PROG}",
                            description=__doc__.split("\n\n")[1])
     parser.add_argument("run_dir", help="a Pixelcopter run folder (reinforce train --out)")
     parser.add_argument("--episodes", type=positive_int, default=500,
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-t", type=positive_int, default=None,
                         help="frames per episode at most (default: the run's max_t)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the episodes (default 1)")
-    return run_command("benchmarks.crashes", lambda: _report(parser.parse_args(argv)),
+    return run_command(PROG, lambda: _report(parser.parse_args(argv)),
                        bad_input=(UsageError, CheckpointError))
 
 

@@ -30,14 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.command import run_command, writable_out_dir
-from benchmarks.compare import DEFAULT_OUT, free_stem, machine_info
+from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, free_stem, machine_info
 from benchmarks.report import markdown_head, markdown_table, text_table
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
 
 PROG = "benchmarks.startup"
 SCHEMA = "reinforce-startup-benchmark/1"
-#: This checkout: the folder that holds the ``reinforce`` package these benchmarks import.
-HERE = Path(__file__).resolve().parent.parent
 #: The command of the issue's target: 32 CartPole seeds with the default preset.
 DEFAULT_TRAIN = ["--env", "CartPole-v1", "--seeds", "32"]
 QUICK = {"rounds": 1, "train": ["--env", "CartPole-v1", "--seeds", "2", "--episodes", "64",
@@ -88,7 +86,7 @@ def run_once(tree: Path, train_args: list[str], scratch: Path) -> dict[str, Any]
 
 
 def measure(args, argv: list[str]) -> dict[str, Any]:
-    trees = [HERE, *(checkout(p) for p in args.baseline)]
+    trees = [REPO_ROOT, *(checkout(p) for p in args.baseline)]
     rounds = QUICK["rounds"] if args.quick else args.rounds
     train_args = args.train or (QUICK["train"] if args.quick else DEFAULT_TRAIN)
     created = datetime.datetime.now().astimezone()

@@ -135,15 +135,14 @@ class Estimate:
     def places(self) -> list[str]:
         return sorted({p.where for p in self.parts})
 
-    def check(self, free: Callable[[str], float | None] | None = None) -> str | None:
+    def check(self) -> str | None:
         """Raise :class:`TooBigError` (one line naming the estimate, the limit and the option
         to lower) if a place would not hold its parts; a note for the start-up line when a
         training is large but fits, else None. When one run's share would fit, the option to
         lower is the number of runs trained side by side."""
-        free = free or self.free
         notes = []
         for where in self.places():
-            need, have = self.total(where), free(where)
+            need, have = self.total(where), self.free(where)
             if have is None:
                 continue
             limit = HEADROOM * have

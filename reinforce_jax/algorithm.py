@@ -368,6 +368,14 @@ class Trainer:
         horizon."""
         return self.cfg.batch_episodes * (self.cfg.segment_steps or self.horizon)
 
+    def training_steps(self) -> int:
+        """The most env steps a run plays in training (every update's)."""
+        return self.cfg.n_updates * self.steps_per_update()
+
+    def evaluation_steps(self, n_episodes: int) -> int:
+        """The most env steps an evaluation of ``n_episodes`` episodes plays."""
+        return n_episodes * self.horizon
+
     def init(self, key: jax.Array, lr: float | jax.Array | None = None) -> TrainState:
         key, init_key = jax.random.split(key)
         params = init_params(self.policy, init_key, self.env.observation_shape)

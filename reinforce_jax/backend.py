@@ -89,7 +89,8 @@ def _evaluate_program(cfg: TrainConfig, platform: str, n_episodes: int):
     """The jitted evaluation of ``n_episodes`` episodes of a config on a platform."""
     trainer = Trainer(cfg)
     return jax.jit(functools.partial(trainer.evaluate, n_episodes=n_episodes),
-                   compiler_options=compiler_options(platform, n_episodes * trainer.horizon))
+                   compiler_options=compiler_options(platform,
+                                                     trainer.evaluation_steps(n_episodes)))
 
 
 BACKEND = JaxBackend()

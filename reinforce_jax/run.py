@@ -167,9 +167,9 @@ def _programs(cfg: TrainConfig, platform: str) -> tuple:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
         trainer = Trainer(cfg, runs_axis=RUNS_AXIS)
         jit = partial(jax.jit, compiler_options=compiler_options(
-            platform, cfg.n_updates * trainer.steps_per_update()))
+            platform, trainer.training_steps()))
         jit_evaluate = partial(jax.jit, compiler_options=compiler_options(
-            platform, cfg.n_evaluation_episodes * trainer.horizon))
+            platform, trainer.evaluation_steps(cfg.n_evaluation_episodes)))
         _PROGRAMS[cfg, platform] = (
             trainer,
             jit(jax.vmap(_seed_init(trainer))),

@@ -13,7 +13,7 @@ from benchmarks import startup
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("startup-bench")
-    argv = ["--quick", "--baseline", str(startup.HERE), "--out-dir", str(out)]
+    argv = ["--quick", "--baseline", str(startup.REPO_ROOT), "--out-dir", str(out)]
     assert startup.main(argv) == 0
     (json_path,) = out.glob("*.json")
     return json.loads(json_path.read_text()), json_path
@@ -24,7 +24,7 @@ def test_quick_run_times_every_checkout(quick_run):
     assert results["schema"] == startup.SCHEMA and results["quick"] is True
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}-.+-startup-quick", path.stem)
     assert results["train"] == ["reinforce", "train", *startup.QUICK["train"]]
-    assert [c["path"] for c in results["checkouts"]] == [str(startup.HERE)] * 2
+    assert [c["path"] for c in results["checkouts"]] == [str(startup.REPO_ROOT)] * 2
     for entry in results["checkouts"]:
         (run,) = entry["runs"]
         # The process also imports and writes the run folder: it takes longer than training.

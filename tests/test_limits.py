@@ -56,11 +56,11 @@ def test_an_oversized_training_is_refused_at_once(tmp_path, case, backend):
 def test_the_estimate_names_the_limit_and_notes_a_large_training():
     parts = (Part("rollout", "host", 6e9, "--batch-episodes"),
              Part("parameters", "host", 1e9, "--hidden"))
-    assert Estimate(parts).check(free=lambda where: 100e9) is None  # small: nothing to say
-    note = Estimate(parts).check(free=lambda where: 20e9)  # 7 of the 16 GB it may use
+    assert Estimate(parts, free=lambda where: 100e9).check() is None  # small: nothing to say
+    note = Estimate(parts, free=lambda where: 20e9).check()  # 7 of the 16 GB it may use
     assert note == "about 7.0 GB of the 16.0 GB of host memory it can use"
     with pytest.raises(TooBigError) as refused:
-        Estimate(parts).check(free=lambda where: 8e9)
+        Estimate(parts, free=lambda where: 8e9).check()
     assert str(refused.value) == (
         "training would need about 7.0 GB of host memory (rollout 6.0 GB, parameters 1.0 GB), "
         "more than the 6.4 GB it can use (80% of 8.0 GB free); lower --batch-episodes")
@@ -70,7 +70,7 @@ def test_each_place_is_checked_against_its_own_memory():
     parts = (Part("network", "cuda:0", 5e9, "--hidden"), Part("rollout", "host", 1e9, "x"))
     free = {"cuda:0": 4e9, "host": 100e9}
     with pytest.raises(TooBigError, match="5.0 GB of cuda:0 memory .* lower --hidden"):
-        Estimate(parts).check(free=free.get)
+        Estimate(parts, free=free.get).check()
 
 
 def test_each_backend_asks_its_own_framework_for_device_memory(monkeypatch):
