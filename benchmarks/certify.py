@@ -43,7 +43,7 @@ def certify(folder: RunFolder, evaluations: int, episodes: int, long: int, seed:
                                              device)).score for k in range(evaluations)]
         whole = summarize(backend.evaluate(folder.cfg, weights, long, seed + evaluations,
                                            device))
-        out.append({"seed": spec.seed, "lr": spec.lr, "threshold": threshold,
+        out.append({**spec.to_dict(), "label": spec.label(" ", " "), "threshold": threshold,
                     "evaluations": evaluations, "episodes": episodes,
                     "reached": int(sum(s >= threshold for s in scores)),
                     "scores": [round(s, 2) for s in scores],
@@ -57,7 +57,7 @@ def report(rows: list[dict]) -> str:
         scores = np.asarray(row["scores"])
         long = row["long"]
         lines.append(
-            f"run seed {row['seed']} lr {row['lr']:g}: {row['reached']}/{row['evaluations']} "
+            f"run {row['label']}: {row['reached']}/{row['evaluations']} "
             f"evaluations of {row['episodes']} episodes reach {row['threshold']:g} (scores "
             f"median {np.median(scores):.1f}, min {scores.min():.1f}, max {scores.max():.1f}); "
             f"{long['episodes']} episodes: mean {long['mean_reward']:.1f}, std "
@@ -65,8 +65,10 @@ def report(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
+def evaluation_parser(prog: str, description: str) -> OneLineParser:
+    """The options of a command that certifies a run folder's agents: the folder, the
+    evaluations to play, the device and ``--json``."""
+    parser = OneLineParser(prog=f"python -m {prog}", description=description)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--evaluations", type=positive_int, default=20,
                         help="independent short evaluations per run (default 20)")
@@ -79,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE",
                         help="also write the numbers to FILE")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = evaluation_parser(PROG, __doc__.split("\n\n")[0])
 
     def body() -> int:
         args = parser.parse_args(argv)

@@ -189,7 +189,7 @@ def _report(args) -> int:
 
         result = play(act, jax.random.key(args.seed), args.episodes, max_t,
                       obs_mode=folder.cfg.obs, frame_stack=folder.cfg.frame_stack)
-        label = f"run {i} (seed {spec.seed}, lr {spec.lr:g})"
+        label = f"run {i} ({spec.label(' ', ', ')})"
         print(format_report(label, summarize(result), max_t), flush=True)
     return 0
 

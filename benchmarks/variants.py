@@ -23,7 +23,7 @@ import jax.monitoring
 
 from reinforce.app import backends
 from reinforce.backend import evaluation_seed
-from reinforce.config import CERTIFICATION, TrainConfig, preset
+from reinforce.config import CERTIFICATION, TrainConfig, grid, preset
 from reinforce.envs import ENV_IDS
 from reinforce_jax.devices import use_compile_cache, use_host_cores
 
@@ -138,7 +138,7 @@ def run_backend(backend_name: str, cfg: TrainConfig, seeds: list[int], device: s
     runs = []
     for clock, group in enumerate(groups):
         start = time.perf_counter()
-        result = backend.train_many(cfg, group, [cfg.lr] * len(group), device=device)
+        result = backend.train_many(cfg, grid(cfg, group, {})[1], device=device)
         finished = time.perf_counter() - start
         _log(name, f"seed(s) {', '.join(map(str, group))}: {finished:.1f} s")
         m = result.metrics

@@ -13,6 +13,7 @@ Frames are ``uint8`` and scaled by 1/255 inside the network.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from reinforce.checkpoint import CheckpointError
+from reinforce.config import ConfigError
 from reinforce.envs import make
 
 #: The conv layers of the pixel policy: (out channels, kernel, stride).
@@ -33,15 +35,33 @@ class Architecture:
     num_actions: int
     hidden_sizes: tuple[int, ...]
     convs: tuple[tuple[int, int, int], ...] = ()
+    # Features: the network's first step is (obs - input_offset) / input_scale (none if empty).
+    input_offset: tuple[float, ...] = ()
+    input_scale: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "observation_shape", tuple(int(x) for x in
                                                             self.observation_shape))
         object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))
         object.__setattr__(self, "convs", tuple(tuple(int(x) for x in c) for c in self.convs))
+        object.__setattr__(self, "input_offset", tuple(float(x) for x in self.input_offset))
+        object.__setattr__(self, "input_scale", tuple(float(x) for x in self.input_scale))
         if self.convs and len(self.observation_shape) != 3:
             raise ValueError(f"conv layers need (height, width, channels) observations, got "
                              f"{self.observation_shape}")
+        if self.input_offset or self.input_scale:
+            n = self.observation_size
+            if self.convs or len(self.input_offset) != n or len(self.input_scale) != n:
+                raise ValueError(f"input_offset and input_scale need one value per feature "
+                                 f"({n}), got {len(self.input_offset)} and "
+                                 f"{len(self.input_scale)}")
+            if not all(math.isfinite(x) for x in self.input_offset) or not all(
+                    0 < s < math.inf for s in self.input_scale):
+                raise ValueError("input_offset must be finite and input_scale positive")
+
+    def value(self) -> Architecture:
+        """The state-value network of the value baseline: this network with one output."""
+        return dataclasses.replace(self, num_actions=1)
 
     @property
     def observation_size(self) -> int:
@@ -102,15 +122,19 @@ class Architecture:
             parts = ["x".join(map(str, self.observation_shape)) + " frames"]
             parts += [f"conv {c}@{k}x{k}/{s}" for c, k, s in self.convs]
         else:
-            parts = [str(self.observation_size)]
+            parts = [str(self.observation_size) + (" scaled" if self.input_scale else "")]
         return "->".join([*parts, *map(str, self.hidden_sizes), str(self.num_actions)])
 
     def to_dict(self) -> dict[str, Any]:
-        """What ``config.json`` holds (the torch policy's constructor arguments)."""
-        return {"observation_size": self.observation_size,
-                "observation_shape": list(self.observation_shape),
-                "num_actions": self.num_actions, "hidden_sizes": list(self.hidden_sizes),
-                "convs": [list(c) for c in self.convs]}
+        """What ``config.json`` holds (the torch policy's constructor arguments; the input
+        scaling only when there is one)."""
+        out = {"observation_size": self.observation_size,
+               "observation_shape": list(self.observation_shape),
+               "num_actions": self.num_actions, "hidden_sizes": list(self.hidden_sizes),
+               "convs": [list(c) for c in self.convs]}
+        if self.input_scale:
+            out.update(input_offset=list(self.input_offset), input_scale=list(self.input_scale))
+        return out
 
     @classmethod
     def from_dict(cls, config: dict[str, Any], source: Path | str = "config.json"
@@ -120,7 +144,9 @@ class Architecture:
         try:
             shape = config.get("observation_shape") or [int(config["observation_size"])]
             arch = cls(tuple(shape), int(config["num_actions"]),
-                       tuple(config["hidden_sizes"]), tuple(config.get("convs") or ()))
+                       tuple(config["hidden_sizes"]), tuple(config.get("convs") or ()),
+                       tuple(config.get("input_offset") or ()),
+                       tuple(config.get("input_scale") or ()))
             if arch.observation_size != int(config["observation_size"]):
                 raise ValueError("observation_size and observation_shape disagree")
             arch.conv_shapes()
@@ -130,7 +156,14 @@ class Architecture:
 
 
 def architecture(cfg) -> Architecture:
-    """The network a ``TrainConfig`` trains: the CNN on frames for ``obs`` pixels."""
+    """The network a ``TrainConfig`` trains: the CNN on frames for ``obs`` pixels; with
+    ``normalize_obs``, the env's observation range mapped to [-1, 1] first."""
     env, _ = make(cfg.env_id, cfg.obs, cfg.frame_stack)
+    offset, scale = (), ()
+    if cfg.normalize_obs and cfg.obs == "features":
+        if env.observation_range is None:
+            raise ConfigError(f"{cfg.env_id} gives no observation range to normalize with")
+        low, high = (np.asarray(x, np.float64) for x in env.observation_range)
+        offset, scale = tuple((low + high) / 2), tuple((high - low) / 2)
     return Architecture(env.observation_shape, env.num_actions, cfg.hidden_sizes,
-                        CNN if cfg.obs == "pixels" else ())
+                        CNN if cfg.obs == "pixels" else (), offset, scale)

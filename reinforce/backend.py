@@ -1,10 +1,12 @@
 """The contract both backends implement, and the types they share.
 
 A backend (``reinforce_jax.backend.BACKEND``, ``reinforce_torch.backend.BACKEND``) trains many
-runs of one :class:`~reinforce.config.TrainConfig` (run ``i``: seed ``seeds[i]``, learning rate
-``lrs[i]``), resumes them from a checkpoint, evaluates a policy and hands back every run's
-weights in the export format. Everything above the backends (run folders, the CLI, the Hub,
-the benchmarks) goes through :class:`Backend` and never asks which backend it has.
+runs of one :class:`~reinforce.config.TrainConfig` (run ``i``: ``runs[i]``, a
+:class:`~reinforce.config.RunSpec`: its seed and its own values of the settings that may vary
+between runs, such as the learning rate), resumes them from a checkpoint, evaluates a policy
+and hands back every run's weights in the export format. Everything above the backends (run
+folders, the CLI, the Hub, the benchmarks) goes through :class:`Backend` and never asks which
+backend it has.
 
 What a backend returns and what a training loop may ask of its supervisor are defined here
 once, for both:
@@ -30,7 +32,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from reinforce.checkpoint import CheckpointError, TrainingCheckpoint, take
-from reinforce.config import TrainConfig
+from reinforce.config import RunSpec, TrainConfig
 
 
 class Metrics(NamedTuple):
@@ -41,9 +43,13 @@ class Metrics(NamedTuple):
     policy_loss: Any  # -sum(log pi(a|s) * G) / B
     env_steps: Any  # live steps: steps of episodes
     padded_steps: Any  # steps computed for envs whose episode had already ended
+    entropy: Any  # mean entropy of the policy over the learned steps (nats)
+    value_loss: Any  # 0.5 * sum (V(s) - G)^2 / B over the learned steps (0: no value baseline)
 
 
 METRIC_NAMES = Metrics._fields
+#: Metrics a checkpoint of an earlier version may lack (they resume as NaN for its updates).
+LATER_METRICS = ("entropy", "value_loss")
 
 
 class TrainResult(NamedTuple):
@@ -120,10 +126,8 @@ class Supervisor:
     _start: float = field(default_factory=time.perf_counter)
 
     @classmethod
-    def for_runs(cls, seeds: list[int], lrs: list[float], total_updates: int,
-                 **kwargs: Any) -> Supervisor:
-        names = [f"seed={s} lr={float(lr):g}" for s, lr in zip(seeds, lrs, strict=True)]
-        return cls(names, total_updates, **kwargs)
+    def for_runs(cls, runs: list[RunSpec], total_updates: int, **kwargs: Any) -> Supervisor:
+        return cls([spec.label() for spec in runs], total_updates, **kwargs)
 
     def should_stop(self, total_done: int) -> bool:
         if self.stop_flag.is_set():
@@ -211,7 +215,10 @@ def run_series(checkpoint: TrainingCheckpoint, r: int, source: str) -> RunSeries
         return None
     arrays = checkpoint.arrays
     wall = take(arrays, prefix + "wall", source)
-    series = {name: take(arrays, f"{prefix}metrics/{name}", source) for name in METRIC_NAMES}
+    series = {name: (np.full(wall.shape, np.nan, np.float32)
+                     if name in LATER_METRICS and f"{prefix}metrics/{name}" not in arrays
+                     else take(arrays, f"{prefix}metrics/{name}", source))
+              for name in METRIC_NAMES}
     for name, value in series.items():
         if value.shape != wall.shape or value.ndim != 1:
             raise CheckpointError(f"{source}: {prefix}metrics/{name} has shape {value.shape}, "
@@ -255,14 +262,14 @@ class Backend(Protocol):
         """The memory ``n_runs`` runs would need on ``device``: a ``reinforce.memory.Estimate``
         (from shapes only; nothing is allocated or compiled)."""
 
-    def train_many(self, cfg: TrainConfig, seeds: list[int], lrs: list[float], *,
+    def train_many(self, cfg: TrainConfig, runs: list[RunSpec], *,
                    supervisor: Supervisor | None = None,
                    on_progress: Callable[[int, float], None] | None = None,
                    device: str = "cpu") -> TrainResult:
         """Train the runs (resuming ``supervisor.resume`` if set), then evaluate each on
         ``cfg.n_evaluation_episodes`` episodes from :func:`evaluation_seed`."""
 
-    def check_checkpoint(self, cfg: TrainConfig, seeds: list[int], lrs: list[float],
+    def check_checkpoint(self, cfg: TrainConfig, runs: list[RunSpec],
                          checkpoint: TrainingCheckpoint, source: str) -> None:
         """Raise ``CheckpointError`` unless ``train_many`` can resume ``checkpoint``."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import numbers
@@ -42,6 +43,9 @@ def segment_cut(gamma: float) -> int:
         raise ValueError("segments need gamma < 1")
     return math.ceil(math.log(SEGMENT_TOLERANCE) / math.log(gamma) - 1e-9)
 
+
+#: The largest entropy or value-loss weight a config takes (beyond it the policy loss is noise).
+MAX_COEF = 1e3
 
 #: What the policy sees: the env's feature vector, or its rendered frames.
 OBS_MODES = ("features", "pixels")
@@ -88,12 +92,15 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def _doc(text: str, *, flag: str | None = None, parse: Callable[[str], Any] | None = None,
-         metavar: str | None = None, **kwargs: Any) -> Any:
+         metavar: str | None = None, sweep: bool = False, **kwargs: Any) -> Any:
     """A field with its help text and, for the command line, its ``flag`` (default
     ``--field-name``), how its text is read (``parse``; default by the field's type) and its
-    ``metavar``."""
-    return field(metadata={"help": text, "flag": flag, "parse": parse, "metavar": metavar},
-                 **kwargs)
+    ``metavar``. A ``sweep`` field is a number the trainers take per run (``SWEEPABLE``): the
+    command line reads a comma-separated list and trains every value."""
+    if sweep:
+        text += "; a comma-separated list trains every value (one program with JAX)"
+    return field(metadata={"help": text, "flag": flag, "parse": float_list if sweep else parse,
+                           "metavar": metavar, "sweep": sweep}, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -108,13 +115,18 @@ class TrainConfig:
         default="features",
     )
     frame_stack: int = _doc("pixels: the last N frames the policy sees", metavar="N", default=1)
+    normalize_obs: bool = _doc(
+        "features: the policy first maps each observation value from the range the env plays "
+        "in to [-1, 1] (Pixelcopter: its 48 px screen), a fixed step of the network, so that "
+        "the exported policy still takes the env's own observations (frames are always scaled "
+        "to [0, 1])", default=False,
+    )
     hidden_sizes: tuple[int, ...] = _doc(
         "hidden layer widths of the policy MLP (ReLU between layers, softmax at the end), "
         "e.g. 16 or 64,128", flag="--hidden", parse=int_list, default=(16,),
     )
-    lr: float = _doc("Adam learning rate; a comma-separated list trains every lr",
-                     parse=float_list, default=1e-2)
-    gamma: float = _doc("discount factor, in [0, 1]", default=1.0)
+    lr: float = _doc("Adam learning rate", sweep=True, default=1e-2)
+    gamma: float = _doc("discount factor, in [0, 1]", sweep=True, default=1.0)
     n_training_episodes: int = _doc("episodes played during training", flag="--episodes",
                                     default=1000)
     max_t: int = _doc("longest episode played during training and evaluation", default=1000)
@@ -134,10 +146,26 @@ class TrainConfig:
         "normalize the reward-to-go by its mean and std over the batch", default=True
     )
     baseline: str = _doc(
-        "subtracted from the reward-to-go before normalizing: none (the course's) or time (the "
+        "subtracted from the reward-to-go before normalizing: none (the course's), time (the "
         "mean return-to-go of the batch's other episodes at the same step; 0, as none, with "
-        "one episode per batch)",
+        "one episode per batch) or value (a learned state value V(s), its own network of the "
+        "policy's shape, fitted by least squares to the same batch's reward-to-go)",
         default="none",
+    )
+    value_coef: float = _doc(
+        "baseline value: the weight of the value loss 0.5 * sum (V(s) - G)^2 / B beside the "
+        "policy loss (it matters through --max-grad-norm and Adam's epsilon)",
+        sweep=True, default=0.5,
+    )
+    entropy_coef: float = _doc(
+        "weight of the entropy bonus: the loss subtracts it times the policy's entropy "
+        "summed over the learned steps, / B (0: none, the course's)",
+        sweep=True, default=0.0,
+    )
+    max_grad_norm: float = _doc(
+        "0: no clipping; > 0: the gradient (policy and value together) is scaled down to this "
+        "global norm when it is longer",
+        sweep=True, default=0.0,
     )
     segment_steps: int = _doc(
         "0: every update plays batch_episodes complete episodes (the course's REINFORCE); N > 0: "
@@ -163,6 +191,12 @@ class TrainConfig:
             raise ConfigError(f"learning rate must be a positive number, got {self.lr}")
         if not (0.0 <= self.gamma <= 1.0):
             raise ConfigError(f"gamma must be in [0, 1], got {self.gamma}")
+        for name, low, high in (("entropy_coef", 0.0, MAX_COEF), ("value_coef", 0.0, MAX_COEF),
+                                ("max_grad_norm", 0.0, float("inf"))):
+            value = getattr(self, name)
+            if not low <= value < high:
+                raise ConfigError(f"{name} must be a number in [{low:g}, {high:g}), got "
+                                  f"{value}")
         for name in ("n_training_episodes", "max_t", "batch_episodes", "n_evaluation_episodes",
                      "chunk_updates"):
             if int(getattr(self, name)) < 1:
@@ -215,6 +249,7 @@ class TrainConfig:
         if self.frame_stack > 1 and self.obs != "pixels":
             raise ConfigError("frame_stack stacks frames: it needs obs pixels")
 
+
     def _check_segments(self) -> None:
         n = int(self.segment_steps)
         if n == 0:
@@ -225,9 +260,9 @@ class TrainConfig:
         if self.gamma >= 1.0:
             raise ConfigError("segment_steps needs gamma < 1 (a segment's last returns are cut "
                               "short; with gamma 1 no step's return would be complete)")
-        if self.baseline != "none":
+        if self.baseline == "time":
             raise ConfigError(f"baseline {self.baseline!r} needs complete episodes that start "
-                              "together; use segment_steps 0 or baseline none")
+                              "together; use segment_steps 0, or baseline none or value")
         cut = segment_cut(self.gamma)
         if n <= cut:
             least = -(-(cut + 1) // SEGMENT_BLOCK) * SEGMENT_BLOCK
@@ -281,6 +316,74 @@ def flag_of(f: dataclasses.Field) -> str:
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
+#: The settings each run of a training may have its own value of (numbers the trainers take
+#: per run, so the JAX backend trains a grid of them in one program).
+SWEEPABLE = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata.get("sweep"))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a training: its seed and its values of the settings that vary between runs
+    (``SWEEPABLE``), as ``(name, value)`` pairs that always include ``lr``."""
+
+    seed: int
+    settings: tuple[tuple[str, float], ...]
+
+    def __post_init__(self) -> None:
+        names = [name for name, _ in self.settings]
+        unknown = sorted(set(names) - set(SWEEPABLE))
+        if unknown or "lr" not in names or len(set(names)) != len(names):
+            raise ConfigError(f"a run's own settings are {', '.join(SWEEPABLE)} (lr always, "
+                              f"each once), got {', '.join(names) or 'none'}")
+        order = {name: i for i, name in enumerate(SWEEPABLE)}
+        settings = sorted(((n, float(v)) for n, v in self.settings), key=lambda p: order[p[0]])
+        object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "settings", tuple(settings))
+
+    @classmethod
+    def of(cls, seed: int, **settings: float) -> RunSpec:
+        return cls(seed, tuple(settings.items()))
+
+    @property
+    def lr(self) -> float:
+        return dict(self.settings)["lr"]
+
+    def config(self, base: TrainConfig) -> TrainConfig:
+        """``base`` with this run's settings (validated)."""
+        return base.replace(**dict(self.settings))
+
+    def label(self, sep: str = "=", join: str = " ") -> str:
+        """``seed=0 lr=0.05 entropy_coef=0.01`` (for messages and legends)."""
+        parts = [("seed", str(self.seed))] + [(n, f"{v:g}") for n, v in self.settings]
+        return join.join(f"{n}{sep}{v}" for n, v in parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, **dict(self.settings)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        data = dict(data)
+        return cls(int(data.pop("seed")), tuple(data.items()))
+
+
+def grid(base: TrainConfig, seeds: list[int], values: dict[str, list[float]]
+         ) -> tuple[TrainConfig, list[RunSpec]]:
+    """Every combination of the swept ``values`` (``SWEEPABLE`` names; lr defaults to
+    ``base.lr``), each trained with every seed (seeds inner): the runs, each config checked,
+    and ``base`` with the first combination's settings."""
+    unknown = sorted(set(values) - set(SWEEPABLE))
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)} cannot vary between runs; only "
+                          f"{', '.join(SWEEPABLE)} can")
+    names = [n for n in SWEEPABLE if n in values or n == "lr"]
+    lists = [list(values.get(n, [getattr(base, n)])) for n in names]
+    runs = [RunSpec(seed, tuple(zip(names, combo, strict=True)))
+            for combo in itertools.product(*lists) for seed in seeds]
+    for combo in itertools.product(*lists):
+        base.replace(**dict(zip(names, combo, strict=True)))  # validates every combination
+    return runs[0].config(base), runs
+
+
 # --- presets -------------------------------------------------------------------------------
 
 PRESETS: dict[str, dict[str, TrainConfig]] = {
@@ -303,20 +406,21 @@ PRESETS: dict[str, dict[str, TrainConfig]] = {
             n_training_episodes=1920, max_t=500, batch_episodes=32, lr_decay=True,
             baseline="time", chunk_updates=10,
         ),
-        # Segments: no update waits for the longest episode of its batch (README, segments).
+        # A learned value baseline on scaled observations: both seeds certify in 5 minutes.
         "Pixelcopter-PLE-v0": TrainConfig(
-            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=1e-3, gamma=0.95,
-            n_training_episodes=80000, max_t=10000, batch_episodes=32, lr_decay=True,
-            segment_steps=1024, chunk_updates=500,
+            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), normalize_obs=True, lr=6e-3,
+            gamma=0.97, n_training_episodes=32 * 1500, max_t=10000, batch_episodes=32,
+            lr_decay=True, baseline="value", entropy_coef=0.01, max_grad_norm=0.5,
+            segment_steps=1024, chunk_updates=100,
         ),
     },
-    # Pixelcopter trained 10x longer, at twice fast's lr after a warm-up: fewer crashes per
-    # frame, so that its score reaches 5 evaluation after evaluation (README, Environments).
+    # Pixelcopter: the fast preset trained 12 times longer, for the lowest crash rate.
     "long": {
         "Pixelcopter-PLE-v0": TrainConfig(
-            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), lr=2e-3, gamma=0.95,
-            n_training_episodes=32 * 24000, max_t=10000, batch_episodes=32, lr_decay=True,
-            lr_warmup=250, segment_steps=1024, chunk_updates=500,
+            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), normalize_obs=True, lr=6e-3,
+            gamma=0.97, n_training_episodes=32 * 18000, max_t=10000, batch_episodes=32,
+            lr_decay=True, baseline="value", entropy_coef=0.01, max_grad_norm=0.5,
+            segment_steps=1024, chunk_updates=100,
         ),
     },
     # Pixelcopter through its frames (a CNN on the last 2 gray frames), for a 2-core CPU:

@@ -61,7 +61,7 @@ class Sizes:
     observation: int  # bytes of one observation
     step: int  # bytes of one rollout step: the observation, action, reward, return, weight, masks
     activations: int  # bytes of one step's activations in the gradient
-    params: int  # parameters of the network
+    params: int  # parameters of the networks (the policy, and the value network if any)
     state: int  # bytes of one env's state
 
 
@@ -87,8 +87,9 @@ def sizes(cfg, conv_values: Callable[..., int] = conv_outputs) -> Sizes:
         in zip(arch.convs, [arch.observation_shape, *shapes][: len(shapes)], shapes,
                strict=True))
     values += arch.observation_size if arch.convs else 0
-    return Sizes(observation, observation + 4 * WORD + 2, values * WORD, arch.params_count(),
-                 env_state_bytes(env, params))
+    networks = 2 if cfg.baseline == "value" else 1  # the value network: the policy's shape
+    return Sizes(observation, observation + 4 * WORD + 2, networks * values * WORD,
+                 networks * arch.params_count(), env_state_bytes(env, params))
 
 
 def env_state_bytes(env: Environment, params) -> int:

@@ -21,8 +21,9 @@ import numpy as np
 EPS = float(np.finfo(np.float32).eps)
 
 #: What is subtracted from the reward-to-go before the normalization: ``"none"`` (the course's
-#: REINFORCE) or ``"time"`` (:func:`time_baseline`).
-BASELINES = ("none", "time")
+#: REINFORCE), ``"time"`` (:func:`time_baseline`) or ``"value"`` (a learned state value
+#: V(s_t), computed by the trainer and passed as ``values``).
+BASELINES = ("none", "time", "value")
 
 
 def _affine_inputs(rewards, dones, gamma, bootstrap):
@@ -129,19 +130,27 @@ def time_baseline(returns: jax.Array, valid: jax.Array) -> jax.Array:
 
 def reward_to_go(
     rewards: jax.Array, dones: jax.Array, valid: jax.Array, gamma: float, normalized: bool = True,
-    baseline: str = "none",
+    baseline: str = "none", values: jax.Array | None = None,
 ) -> jax.Array:
     """The returns a REINFORCE update weighs its log-probabilities with: the discounted
     reward-to-go, less the baseline, normalized (if asked); 0 on invalid steps."""
-    return weigh(discounted_returns(rewards, dones, gamma), valid, normalized, baseline)
+    return weigh(discounted_returns(rewards, dones, gamma), valid, normalized, baseline, values)
 
 
-def weigh(returns: jax.Array, valid: jax.Array, normalized: bool, baseline: str) -> jax.Array:
-    """The last two steps of :func:`reward_to_go`, for returns computed in time chunks."""
+def weigh(returns: jax.Array, valid: jax.Array, normalized: bool, baseline: str,
+          values: jax.Array | None = None) -> jax.Array:
+    """The last two steps of :func:`reward_to_go`, for returns computed in time chunks:
+    subtract the baseline (``values``, the state values V(s_t) of every step, for baseline
+    ``"value"``: constants here, the policy's target stays the Monte Carlo return), then
+    normalize."""
     if baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; choose one of {', '.join(BASELINES)}")
+    if (values is not None) != (baseline == "value"):
+        raise ValueError("state values are the value baseline's, and it needs them")
     if baseline == "time":
         returns = returns - time_baseline(returns, valid)
+    elif baseline == "value":
+        returns = returns - jnp.asarray(values, returns.dtype)
     return normalize(returns, valid) if normalized else returns * jnp.asarray(valid, returns.dtype)
 
 

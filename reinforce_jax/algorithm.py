@@ -2,8 +2,9 @@
 
 ``make_train(cfg)`` builds a :class:`Trainer`; ``trainer.train(key)`` (or the function
 ``make_train(cfg)`` returns) runs init and every update in one compiled program, so
-``jax.jit(jax.vmap(train))`` trains many seeds (and learning rates: the learning rate is traced,
-not static) at once. ``reinforce_jax.run`` instead calls :meth:`Trainer.run` on chunks of
+``jax.jit(jax.vmap(train))`` trains many seeds at once, and many settings: a run's own settings
+(learning rate, gamma, entropy and value-loss weights, clipping norm: :class:`Hyper`) are traced
+values, not static ones. ``reinforce_jax.run`` instead calls :meth:`Trainer.run` on chunks of
 updates, to report progress and checkpoint between compiled calls.
 
 One update has three phases, each a module-level function a test can call alone:
@@ -18,27 +19,37 @@ One update has three phases, each a module-level function a test can call alone:
   ``segment_steps`` steps, starting new episodes every 64 steps where one ended; the update
   learns from the first ``cfg.segment_learned`` steps only (:func:`learn_mask`), whose returns
   miss at most 1% of their discounted weight. No update waits for a batch's longest episode.
-* :func:`compute_weights` turns rewards into the normalized reward-to-go with the shared
-  ``reinforce.returns`` scan, chunk by chunk from the last one (less the baseline, if the
-  config asks for one).
-* :func:`policy_gradient` accumulates the gradient of
-  ``loss = -sum(log pi(a|s) * G) / B`` over the same chunks, then Adam updates the weights.
+* :func:`compute_returns` turns rewards into the reward-to-go G with the shared
+  ``reinforce.returns`` scan, chunk by chunk from the last one; ``returns.weigh`` subtracts the
+  baseline, if the config asks for one (the learned state value V(s) of :func:`chunk_values`
+  for ``baseline="value"``), and normalizes.
+* :func:`loss_gradient` accumulates the gradient of :func:`update_loss` over the same chunks:
+  ``-sum(log pi(a|s) * weight) / B`` (the course's loss), less ``entropy_coef`` times the
+  policy's entropy, plus ``value_coef`` times the value network's least-squares loss against G;
+  :func:`clip_gradient` bounds its global norm (``max_grad_norm``), then Adam updates both
+  networks. The policy's target stays the Monte Carlo return: the value only centres it.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from reinforce import envs, returns
 from reinforce.architecture import architecture
 from reinforce.backend import Metrics
-from reinforce.config import SEGMENT_BLOCK, TrainConfig
-from reinforce_jax.policy import Policy, init_params, log_probs, policy_for
+from reinforce.config import SEGMENT_BLOCK, SWEEPABLE, TrainConfig
+from reinforce_jax.policy import (
+    Policy,
+    init_params,
+    log_probs_and_entropy,
+    policy_for,
+    state_values,
+)
 
 #: Steps per time chunk of a rollout (the granularity of early stopping).
 CHUNK_LEN = 64
@@ -58,12 +69,35 @@ class Rollout(NamedTuple):
         return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), self)
 
 
+class Hyper(NamedTuple):
+    """A run's own settings (``reinforce.config.SWEEPABLE``) as traced values, and what follows
+    from them: the runs of one program may each have their own (a sweep is a ``vmap``)."""
+
+    lr: jax.Array
+    gamma: jax.Array
+    value_coef: jax.Array
+    entropy_coef: jax.Array
+    max_grad_norm: jax.Array
+    learned: jax.Array  # int32, segments: the steps learned from (``cfg.segment_learned``)
+
+    @classmethod
+    def of(cls, cfg: TrainConfig) -> Hyper:
+        """The values of a config (numpy, so that they can be stacked for many runs)."""
+        return cls(**{name: np.float32(getattr(cfg, name)) for name in SWEEPABLE},
+                   learned=np.int32(cfg.segment_learned))
+
+
 class TrainState(NamedTuple):
+    """Everything a run's next update depends on; ``value_params`` and ``value_opt_state`` are
+    None unless the config's baseline is ``value``."""
+
     params: Any
     opt_state: Any
     key: jax.Array
-    lr: jax.Array
+    hyper: Hyper
     update: jax.Array  # updates done so far
+    value_params: Any = None
+    value_opt_state: Any = None
 
 
 def sample_actions(logits: jax.Array, uniform: jax.Array) -> jax.Array:
@@ -269,19 +303,40 @@ def learn_mask(valid: jax.Array, n_learned: int) -> jax.Array:
     return valid & (steps < n_learned)
 
 
-def compute_weights(
-    rollout: Rollout, n_played: jax.Array, gamma: float, normalize: bool, baseline: str = "none"
-) -> jax.Array:
-    """Reward-to-go of every step, less the baseline, normalized if asked,
-    ``[n_chunks, chunk_len, B]``.
+def compute_returns(rollout: Rollout, n_played: jax.Array, gamma: float | jax.Array
+                    ) -> jax.Array:
+    """The discounted reward-to-go of every step, ``[n_chunks, chunk_len, B]``.
 
     On a CPU the returns are scanned chunk by chunk from the last chunk played, so chunks that
     were never played cost nothing; elsewhere one parallel scan covers the whole rollout (the
     chunks not played are zeros and change no return).
     """
-    G = jax.lax.platform_dependent(rollout.rewards, rollout.dones, n_played, gamma,
-                                   cpu=returns_by_chunks, default=returns_at_once)
-    return returns.weigh(G, rollout.valid, normalize, baseline)
+    return jax.lax.platform_dependent(rollout.rewards, rollout.dones, n_played, gamma,
+                                      cpu=returns_by_chunks, default=returns_at_once)
+
+
+def compute_weights(
+    rollout: Rollout, n_played: jax.Array, gamma: float | jax.Array, normalize: bool,
+    baseline: str = "none", values: jax.Array | None = None,
+) -> jax.Array:
+    """Reward-to-go of every step, less the baseline (``values``: V(s) of every step, for the
+    value baseline), normalized if asked, ``[n_chunks, chunk_len, B]``."""
+    return returns.weigh(compute_returns(rollout, n_played, gamma), rollout.valid, normalize,
+                         baseline, values)
+
+
+def chunk_values(value_net: Policy, value_params: Any, obs: jax.Array, n_played: jax.Array
+                 ) -> jax.Array:
+    """V(s) of every step of the played chunks of a rollout, ``[n_chunks, chunk_len, B]``
+    (zeros in the chunks not played), a chunk at a time as the gradient is."""
+
+    def chunk(loop):
+        i, out = loop
+        return i + 1, out.at[i].set(state_values(value_net, value_params, obs[i]))
+
+    _, values = jax.lax.while_loop(lambda loop: loop[0] < n_played, chunk,
+                                   (jnp.zeros((), jnp.int32), jnp.zeros(obs.shape[:3])))
+    return values
 
 
 def returns_by_chunks(rewards: jax.Array, dones: jax.Array, n_played: jax.Array, gamma
@@ -313,33 +368,100 @@ def returns_at_once(rewards: jax.Array, dones: jax.Array, n_played: jax.Array, g
     return flat.reshape(rewards.shape)
 
 
+class LossTerms(NamedTuple):
+    """The terms of an update's loss, each summed over the learned steps and divided by B."""
+
+    policy_loss: jax.Array  # -sum log pi(a|s) * weight
+    entropy: jax.Array  # sum of the policy's entropy
+    value_loss: jax.Array  # 0.5 * sum (V(s) - G)^2 (0 without a value network)
+
+
+def update_loss(policy: Policy, value_net: Policy | None, params: Any, value_params: Any,
+                obs, actions, weights, targets, valid, n_episodes: int,
+                entropy_coef: jax.Array, value_coef: jax.Array) -> tuple[jax.Array, LossTerms]:
+    """``policy_loss - entropy_coef * entropy + value_coef * value_loss`` (:class:`LossTerms`)
+    and its terms. ``weights`` are constants (the baseline was subtracted from the returns
+    before), so the policy's target stays the Monte Carlo return; the value network is fitted
+    to ``targets``, the reward-to-go."""
+    logp, entropy = log_probs_and_entropy(policy, params, obs, actions)
+    terms = LossTerms(
+        policy_loss=-jnp.sum(jnp.where(valid, logp * weights, 0.0)) / n_episodes,
+        entropy=jnp.sum(jnp.where(valid, entropy, 0.0)) / n_episodes,
+        value_loss=jnp.zeros(()),
+    )
+    if value_net is not None:
+        error = state_values(value_net, value_params, obs) - targets
+        terms = terms._replace(
+            value_loss=0.5 * jnp.sum(jnp.where(valid, error * error, 0.0)) / n_episodes)
+    total = terms.policy_loss - entropy_coef * terms.entropy + value_coef * terms.value_loss
+    return total, terms
+
+
 def reinforce_loss(
     policy: Policy, params: Any, obs, actions, weights, valid, n_episodes: int
 ) -> jax.Array:
     """-sum over valid steps of log pi(a|s) * G, divided by the number of episodes."""
-    logp = log_probs(policy, params, obs, actions)
-    return -jnp.sum(jnp.where(valid, logp * weights, 0.0)) / n_episodes
+    return update_loss(policy, None, params, None, obs, actions, weights, None, valid,
+                       n_episodes, 0.0, 0.0)[1].policy_loss
+
+
+def loss_gradient(policy: Policy, value_net: Policy | None, params: Any, value_params: Any,
+                  rollout: Rollout, weights: jax.Array, targets: jax.Array, n_played: jax.Array,
+                  entropy_coef: jax.Array, value_coef: jax.Array) -> tuple[LossTerms, Any]:
+    """The loss terms and the gradient of :func:`update_loss` with respect to
+    ``(params, value_params)``, accumulated over the played chunks only."""
+    n_episodes = rollout.actions.shape[-1]
+
+    def loss(both, obs, actions, chunk_weights, chunk_targets, valid):
+        return update_loss(policy, value_net, both[0], both[1], obs, actions, chunk_weights,
+                           chunk_targets, valid, n_episodes, entropy_coef, value_coef)
+
+    grad_fn = jax.grad(loss, has_aux=True)
+
+    def accumulate(loop):
+        i, terms, grads = loop
+        chunk_grads, chunk_terms = grad_fn((params, value_params), rollout.obs[i],
+                                           rollout.actions[i], weights[i], targets[i],
+                                           rollout.valid[i])
+        return (i + 1, jax.tree.map(jnp.add, terms, chunk_terms),
+                jax.tree.map(jnp.add, grads, chunk_grads))
+
+    zeros = jax.tree.map(jnp.zeros_like, (params, value_params))
+    terms = LossTerms(*(jnp.zeros(()) for _ in LossTerms._fields))
+    _, terms, grads = jax.lax.while_loop(
+        lambda loop: loop[0] < n_played, accumulate, (jnp.zeros((), jnp.int32), terms, zeros)
+    )
+    return terms, grads
 
 
 def policy_gradient(
     policy: Policy, params: Any, rollout: Rollout, weights: jax.Array, n_played: jax.Array
 ) -> tuple[jax.Array, Any]:
-    """Loss and gradient, accumulated over the played chunks only."""
-    n_episodes = rollout.actions.shape[-1]
-    grad_fn = jax.value_and_grad(partial(reinforce_loss, policy), argnums=0)
+    """The course's loss and its gradient, accumulated over the played chunks only."""
+    terms, (grads, _) = loss_gradient(policy, None, params, None, rollout, weights,
+                                      jnp.zeros_like(weights), n_played, 0.0, 0.0)
+    return terms.policy_loss, grads
 
-    def accumulate(loop):
-        i, loss, grads = loop
-        chunk_loss, chunk_grads = grad_fn(
-            params, rollout.obs[i], rollout.actions[i], weights[i], rollout.valid[i], n_episodes
-        )
-        return i + 1, loss + chunk_loss, jax.tree.map(jnp.add, grads, chunk_grads)
 
-    zeros = jax.tree.map(jnp.zeros_like, params)
-    _, loss, grads = jax.lax.while_loop(
-        lambda loop: loop[0] < n_played, accumulate, (jnp.zeros((), jnp.int32), 0.0, zeros)
-    )
-    return loss, grads
+#: Added to the gradient's norm before dividing by it, as ``torch.nn.utils.clip_grad_norm_``.
+CLIP_EPS = 1e-6
+
+
+def clip_gradient(grads: Any, max_norm: jax.Array) -> Any:
+    """``grads`` scaled by ``min(1, max_norm / (norm + 1e-6))``, ``norm`` their global
+    (Euclidean) norm, as ``torch.nn.utils.clip_grad_norm_`` scales them; unchanged when
+    ``max_norm`` is 0."""
+    norm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
+    scale = jnp.where(max_norm > 0, jnp.minimum(1.0, max_norm / (norm + CLIP_EPS)), 1.0)
+    return jax.tree.map(lambda g: g * scale, grads)
+
+
+def adam_step(optimizer: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any,
+              lr: jax.Array) -> tuple[Any, Any]:
+    """New ``(params, opt_state)``: Adam's direction (``optimizer``, ``scale_by_adam``) times
+    ``-lr``, so that the learning rate can be a traced value."""
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return optax.apply_updates(params, jax.tree.map(lambda u: -lr * u, updates)), opt_state
 
 
 def episode_stats(rollout: Rollout) -> tuple[jax.Array, jax.Array]:
@@ -356,7 +478,10 @@ class Trainer:
         #: The axis name under which the caller vmaps runs (see :func:`any_run`), if any.
         self.runs_axis = runs_axis
         self.env, self.env_params = envs.make(cfg.env_id, cfg.obs, cfg.frame_stack)
-        self.policy = policy_for(architecture(cfg))
+        arch = architecture(cfg)
+        self.policy = policy_for(arch)
+        #: The state-value network of the value baseline (the policy's shape, one output).
+        self.value_net = policy_for(arch.value()) if cfg.baseline == "value" else None
         self.horizon = envs.horizon(self.env_params, cfg.max_t)
         # Equal chunks that cover the horizon with the least padding (500 -> 8 x 63).
         n_chunks = -(-self.horizon // chunk_len)
@@ -376,17 +501,24 @@ class Trainer:
         """The most env steps an evaluation of ``n_episodes`` episodes plays."""
         return n_episodes * self.horizon
 
-    def init(self, key: jax.Array, lr: float | jax.Array | None = None) -> TrainState:
+    def init(self, key: jax.Array, hyper: Hyper | None = None) -> TrainState:
+        """A run's first state: fresh networks (the value network's from its own split of the
+        init key) and Adam moments; ``hyper`` defaults to the config's."""
         key, init_key = jax.random.split(key)
         params = init_params(self.policy, init_key, self.env.observation_shape)
-        lr = self.cfg.lr if lr is None else lr
-        return TrainState(
+        state = TrainState(
             params=params,
             opt_state=self.optimizer.init(params),
             key=key,
-            lr=jnp.asarray(lr, jnp.float32),
+            hyper=jax.tree.map(jnp.asarray, Hyper.of(self.cfg) if hyper is None else hyper),
             update=jnp.zeros((), jnp.int32),
         )
+        if self.value_net is not None:
+            value_params = init_params(self.value_net, jax.random.fold_in(init_key, 1),
+                                       self.env.observation_shape)
+            state = state._replace(value_params=value_params,
+                                   value_opt_state=self.optimizer.init(value_params))
+        return state
 
     def lr_factor(self, update: jax.Array) -> jax.Array:
         """Multiplier of the learning rate at an update: :meth:`TrainConfig.lr_factor` (the
@@ -409,21 +541,31 @@ class Trainer:
     def update(self, state: TrainState) -> tuple[TrainState, Metrics]:
         """One REINFORCE update: collect -> returns -> update."""
         key, rollout_key = jax.random.split(state.key)
-        cfg = self.cfg
+        cfg, hyper = self.cfg, state.hyper
         if cfg.segment_steps:
             played = self.collect_segments(state.params, rollout_key)
             n_played = jnp.asarray(played.obs.shape[0], jnp.int32)
-            rollout = played._replace(valid=learn_mask(played.valid, cfg.segment_learned))
+            rollout = played._replace(valid=learn_mask(played.valid, hyper.learned))
         else:
             rollout, n_played = self.collect(state.params, rollout_key, cfg.batch_episodes)
             played = rollout
-        weights = compute_weights(rollout, n_played, cfg.gamma, cfg.normalize_returns,
-                                  cfg.baseline)
-        loss, grads = policy_gradient(self.policy, state.params, rollout, weights, n_played)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        lr = state.lr * self.lr_factor(state.update)
-        updates = jax.tree.map(lambda u: -lr * u, updates)
-        params = optax.apply_updates(state.params, updates)
+        G = compute_returns(rollout, n_played, hyper.gamma)
+        values = (None if self.value_net is None else
+                  chunk_values(self.value_net, state.value_params, rollout.obs, n_played))
+        weights = returns.weigh(G, rollout.valid, cfg.normalize_returns, cfg.baseline, values)
+        terms, grads = loss_gradient(self.policy, self.value_net, state.params,
+                                     state.value_params, rollout, weights, G, n_played,
+                                     hyper.entropy_coef, hyper.value_coef)
+        grads, value_grads = clip_gradient(grads, hyper.max_grad_norm)
+        lr = hyper.lr * self.lr_factor(state.update)
+        params, opt_state = adam_step(self.optimizer, grads, state.opt_state, state.params, lr)
+        state = state._replace(params=params, opt_state=opt_state, key=key,
+                               update=state.update + 1)
+        if self.value_net is not None:
+            value_params, value_opt_state = adam_step(self.optimizer, value_grads,
+                                                      state.value_opt_state,
+                                                      state.value_params, lr)
+            state = state._replace(value_params=value_params, value_opt_state=value_opt_state)
         live = played.valid.sum()
         if cfg.segment_steps:
             flat = played.flat()
@@ -432,15 +574,15 @@ class Trainer:
         else:
             ep_return, ep_length = episode_stats(rollout)
             mean_return, mean_length = ep_return.mean(), ep_length.mean()
+        learned = jnp.maximum(rollout.valid.sum(), 1)
         metrics = Metrics(
             episodic_return=mean_return,
             episode_length=mean_length,
-            policy_loss=loss,
+            policy_loss=terms.policy_loss,
             env_steps=live,
             padded_steps=self.steps_computed(played) - live,
-        )
-        state = state._replace(
-            params=params, opt_state=opt_state, key=key, update=state.update + 1
+            entropy=terms.entropy * cfg.batch_episodes / learned,
+            value_loss=terms.value_loss,
         )
         return state, metrics
 
@@ -458,9 +600,9 @@ class Trainer:
         """``n_updates`` updates in one ``lax.scan``; metrics stacked ``[n_updates]``."""
         return jax.lax.scan(lambda s, _: self.update(s), state, None, length=n_updates)
 
-    def train(self, key: jax.Array, lr: float | jax.Array | None = None):
+    def train(self, key: jax.Array, hyper: Hyper | None = None):
         """The whole run: init, then every update."""
-        return self.run(self.init(key, lr), self.cfg.n_updates)
+        return self.run(self.init(key, hyper), self.cfg.n_updates)
 
     def evaluate(self, params, key: jax.Array, n_episodes: int) -> jax.Array:
         """Undiscounted returns of ``n_episodes`` episodes of the stochastic policy."""
@@ -468,6 +610,14 @@ class Trainer:
                             self.horizon, self.chunk_len, self.runs_axis)
 
 
+def program_config(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the settings a run takes as traced values (``SWEEPABLE``, :class:`Hyper`)
+    at fixed ones: the configs that differ only in those share their compiled programs, which
+    never read them from the config."""
+    return cfg.replace(**{name: 1.0 if name == "lr" else 0.0 for name in SWEEPABLE})
+
+
 def make_train(cfg: TrainConfig):
-    """``train(key, lr=cfg.lr) -> (TrainState, Metrics)``, pure: jit it, vmap it."""
+    """``train(key, hyper=Hyper.of(cfg)) -> (TrainState, Metrics)``, pure: jit it, vmap it
+    (over keys, and over ``hyper`` for a sweep)."""
     return Trainer(cfg).train

@@ -11,9 +11,9 @@ import numpy as np
 from reinforce import memory
 from reinforce.backend import METRIC_NAMES, Supervisor, TrainResult
 from reinforce.checkpoint import TrainingCheckpoint
-from reinforce.config import SEGMENT_BLOCK, TrainConfig
+from reinforce.config import SEGMENT_BLOCK, RunSpec, TrainConfig
 from reinforce_jax import run
-from reinforce_jax.algorithm import Trainer
+from reinforce_jax.algorithm import Trainer, program_config
 from reinforce_jax.devices import compiler_options, platform_devices, run_devices
 from reinforce_jax.policy import conv_valid_values, from_export
 
@@ -66,20 +66,20 @@ class JaxBackend:
                         "--episodes", n_runs),
         ))
 
-    def train_many(self, cfg: TrainConfig, seeds: list[int], lrs: list[float], *,
+    def train_many(self, cfg: TrainConfig, runs: list[RunSpec], *,
                    supervisor: Supervisor | None = None, on_progress=None,
                    device: str = "auto") -> TrainResult:
-        return run.train_many(cfg, seeds, lrs, supervisor=supervisor, on_progress=on_progress,
+        return run.train_many(cfg, runs, supervisor=supervisor, on_progress=on_progress,
                               device=device)
 
-    def check_checkpoint(self, cfg: TrainConfig, seeds: list[int], lrs: list[float],
+    def check_checkpoint(self, cfg: TrainConfig, runs: list[RunSpec],
                          checkpoint: TrainingCheckpoint, source: str) -> None:
-        run.check_checkpoint(cfg, seeds, lrs, checkpoint, source)
+        run.check_checkpoint(cfg, runs, checkpoint, source)
 
     def evaluate(self, cfg: TrainConfig, weights: dict[str, np.ndarray], n_episodes: int,
                  seed: int, device: str = "auto") -> np.ndarray:
         where = platform_devices(device)[0]
-        evaluate = _evaluate_program(cfg.replace(lr=1.0), where.platform, n_episodes)
+        evaluate = _evaluate_program(program_config(cfg), where.platform, n_episodes)
         with jax.default_device(where):
             return np.asarray(evaluate(from_export(weights), jax.random.key(seed)))
 

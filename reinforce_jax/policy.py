@@ -125,10 +125,15 @@ class Policy(nn.Module):
     hidden_sizes: Sequence[int]
     num_actions: int
     convs: Sequence[Sequence[int]] = ()
+    input_offset: Sequence[float] = ()  # features: (obs - input_offset) / input_scale first
+    input_scale: Sequence[float] = ()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs
+        if self.input_scale:
+            x = ((x - jnp.asarray(self.input_offset, jnp.float32))
+                 / jnp.asarray(self.input_scale, jnp.float32))
         if self.convs:
             lead = obs.shape[:-3]
             x = obs.reshape(-1, *obs.shape[-3:]).astype(jnp.float32) / 255.0
@@ -141,13 +146,16 @@ class Policy(nn.Module):
 
 
 def make_policy(hidden_sizes: Sequence[int], num_actions: int,
-                convs: Sequence[Sequence[int]] = ()) -> Policy:
+                convs: Sequence[Sequence[int]] = (), input_offset: Sequence[float] = (),
+                input_scale: Sequence[float] = ()) -> Policy:
     return Policy(hidden_sizes=tuple(hidden_sizes), num_actions=num_actions,
-                  convs=tuple(tuple(c) for c in convs))
+                  convs=tuple(tuple(c) for c in convs), input_offset=tuple(input_offset),
+                  input_scale=tuple(input_scale))
 
 
 def policy_for(arch: Architecture) -> Policy:
-    return make_policy(arch.hidden_sizes, arch.num_actions, arch.convs)
+    return make_policy(arch.hidden_sizes, arch.num_actions, arch.convs, arch.input_offset,
+                       arch.input_scale)
 
 
 def init_params(policy: Policy, key: jax.Array, observation_shape: int | tuple[int, ...]):
@@ -159,11 +167,24 @@ def init_params(policy: Policy, key: jax.Array, observation_shape: int | tuple[i
 def log_probs(policy: Policy, params, obs: jax.Array, actions: jax.Array) -> jax.Array:
     """log pi(a|s) for every (obs, action) pair; obs ``[..., *observation_shape]``, actions
     ``[...]``."""
+    return log_probs_and_entropy(policy, params, obs, actions)[0]
+
+
+def log_probs_and_entropy(policy: Policy, params, obs: jax.Array, actions: jax.Array
+                          ) -> tuple[jax.Array, jax.Array]:
+    """:func:`log_probs` and the entropy of pi(.|s), from one forward pass."""
     logp = jax.nn.log_softmax(policy.apply(params, obs), axis=-1)
     # A select against the action's one-hot mask, not a gather: the same values, and on the
     # CPU the select (and its transpose in the gradient) is cheaper than gather and scatter.
     chosen = actions[..., None] == jnp.arange(logp.shape[-1])
-    return jnp.sum(jnp.where(chosen, logp, 0.0), axis=-1)
+    entropy = -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+    return jnp.sum(jnp.where(chosen, logp, 0.0), axis=-1), entropy
+
+
+def state_values(value_net: Policy, params, obs: jax.Array) -> jax.Array:
+    """V(s) ``[...]`` of a value network (a :class:`Policy` with one output) for obs
+    ``[..., *observation_shape]``."""
+    return value_net.apply(params, obs)[..., 0]
 
 
 def probabilities(policy: Policy, params, obs: jax.Array) -> jax.Array:

@@ -31,8 +31,8 @@ from reinforce.backend import (
     run_series,
 )
 from reinforce.checkpoint import CheckpointError, TrainingCheckpoint, take
-from reinforce.config import TrainConfig
-from reinforce_jax.algorithm import Trainer, TrainState
+from reinforce.config import RunSpec, TrainConfig
+from reinforce_jax.algorithm import Hyper, Trainer, TrainState, program_config
 from reinforce_jax.devices import (
     any_process,
     compiler_options,
@@ -44,19 +44,22 @@ from reinforce_jax.policy import to_export
 
 #: The axis name of the runs in :func:`train_many`'s programs.
 RUNS_AXIS = "runs"
+#: Arrays of a run's state in checkpoints of earlier versions that this one does not keep
+#: (the learning rate, now taken from the run folder's config with the other settings).
+LEGACY_ARRAYS = ("lr",)
 
 
 def train_many(
     cfg: TrainConfig,
-    seeds: list[int],
-    lrs: list[float],
+    runs: list[RunSpec],
     *,
     supervisor: Supervisor | None = None,
     on_progress=None,
     device: str = "auto",
 ) -> TrainResult:
-    """Train ``len(seeds)`` runs (run i: seed ``seeds[i]``, lr ``lrs[i]``) in one program, on
-    the devices of ``device`` (``reinforce_jax.devices.platform_devices``).
+    """Train the runs (run i: seed ``runs[i].seed``, with its own settings ``runs[i].settings``,
+    e.g. a learning rate) in one program, on the devices of ``device``
+    (``reinforce_jax.devices.platform_devices``).
 
     Updates run in compiled chunks of ``cfg.chunk_updates``; ``on_progress(updates_done,
     mean_recent_return)`` is called between chunks. The runs axis is vmapped and, with several
@@ -71,10 +74,10 @@ def train_many(
     chunks of an uninterrupted one and ends with the same numbers.
     """
     start = time.perf_counter()
-    n_runs = len(seeds)
+    n_runs = len(runs)
     devices = run_devices(n_runs, device)
     trainer, init, run_chunk, evaluate = _programs(cfg, devices[0].platform)
-    supervisor = supervisor or Supervisor.for_runs(seeds, lrs, cfg.n_updates)
+    supervisor = supervisor or Supervisor.for_runs(runs, cfg.n_updates)
     n_dev = len(devices)
     padded = -(-n_runs // n_dev) * n_dev  # pad the runs axis to a multiple of the devices
 
@@ -82,8 +85,11 @@ def train_many(
         return shard_runs(np.asarray(list(values) + [values[-1]] * (padded - n_runs), dtype),
                           devices)
 
-    seeds_p, lrs_p = pad(seeds, np.uint32), pad(lrs, np.float32)
-    eval_seeds = pad([evaluation_seed(s) for s in seeds], np.uint32)
+    seeds_p = pad([spec.seed for spec in runs], np.uint32)
+    hypers = [Hyper.of(spec.config(cfg)) for spec in runs]
+    hyper_p = Hyper(*(pad([getattr(h, name) for h in hypers], np.asarray(value).dtype)
+                      for name, value in zip(Hyper._fields, hypers[0], strict=True)))
+    eval_seeds = pad([evaluation_seed(spec.seed) for spec in runs], np.uint32)
     chunks: list[Metrics] = []
     wall: list[float] = []
     if supervisor.resume is not None:
@@ -93,11 +99,11 @@ def train_many(
     # Every program this run needs compiles in the background from the start (XLA compiles a
     # program on about one and a half cores): the chunk programs while the state is
     # initialised, the evaluation while training runs.
-    compiling = _compile_ahead(cfg, seeds_p, lrs_p, eval_seeds, devices, done)
+    compiling = _compile_ahead(cfg, seeds_p, hyper_p, eval_seeds, devices, done)
     if supervisor.resume is None:
-        state = init(seeds_p, lrs_p)
+        state = init(seeds_p, hyper_p)
     else:
-        state = host._replace(key=jax.random.wrap_key_data(host.key))
+        state = host._replace(key=jax.random.wrap_key_data(host.key), hyper=hyper_p)
     state = shard_runs(state, devices)
     if on_progress is not None and done:
         on_progress(done, float(chunks[-1].episodic_return[:, -1].mean()))
@@ -156,12 +162,12 @@ _PROGRAMS: dict[tuple[TrainConfig, str], tuple] = {}
 def _programs(cfg: TrainConfig, platform: str) -> tuple:
     """``(trainer, init, run_chunk, evaluate)`` of :func:`train_many`, jitted once per config
     and platform, so that a run resumed (or trained again) in the same process compiles nothing
-    new: ``init(seeds, lrs)``, ``run_chunk(state, n)``, ``evaluate(params, seeds, n_episodes)``,
+    new: ``init(seeds, hyper)``, ``run_chunk(state, n)``, ``evaluate(params, seeds, n_episodes)``,
     all over the runs axis (seeds are ``uint32``; keys are made inside the programs).
 
-    :func:`train_many` always passes the learning rates (they are traced), so configs that
-    differ only in ``lr`` share their programs."""
-    cfg = cfg.replace(lr=1.0)
+    :func:`train_many` always passes the runs' own settings (they are traced), so configs
+    that differ only in those share their programs."""
+    cfg = program_config(cfg)
     if (cfg, platform) not in _PROGRAMS:
         if len(_PROGRAMS) >= 8:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
@@ -184,7 +190,7 @@ def _programs(cfg: TrainConfig, platform: str) -> tuple:
 
 def _seed_init(trainer: Trainer):
     """``trainer.init`` from a seed (``uint32``) rather than a key."""
-    return lambda seed, lr: trainer.init(jax.random.key(seed), lr)
+    return lambda seed, hyper: trainer.init(jax.random.key(seed), hyper)
 
 
 class _CompileAhead:
@@ -204,14 +210,14 @@ class _CompileAhead:
             future.result()
 
 
-def _compile_ahead(cfg: TrainConfig, seeds, lrs, eval_seeds, devices: list, done: int
+def _compile_ahead(cfg: TrainConfig, seeds, hyper, eval_seeds, devices: list, done: int
                    ) -> _CompileAhead:
     """Start compiling the chunk programs (one per chunk length still to run) and the
-    evaluation of :func:`train_many` for these (sharded) seeds and learning rates."""
+    evaluation of :func:`train_many` for these (sharded) seeds and settings."""
     _, init, run_chunk, evaluate = _programs(cfg, devices[0].platform)
     state = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=seeds.sharding),
-        jax.eval_shape(init, seeds, lrs))
+        jax.eval_shape(init, seeds, hyper))
     lengths = {min(cfg.chunk_updates, cfg.n_updates - d)
                for d in range(done, cfg.n_updates, cfg.chunk_updates)}
     jobs = {("chunk", n): partial(lambda n: run_chunk.lower(state, n).compile(), n)
@@ -227,8 +233,9 @@ def _compile_ahead(cfg: TrainConfig, seeds, lrs, eval_seeds, devices: list, done
 def state_arrays(host: TrainState, run: int) -> dict[str, np.ndarray]:
     """Every array of run ``run`` of a stacked ``TrainState`` on the host (``to_host``: the key
     as its raw data), by key path: ``params['params']['layers_0']['bias']``,
-    ``opt_state.mu[...]``, ``key`` (the raw key data), ``lr``, ``update``."""
-    leaves = jax.tree_util.tree_flatten_with_path(host)[0]
+    ``opt_state.mu[...]``, ``key`` (the raw key data), ``update``, ``value_params[...]``.
+    Not the run's settings (``hyper``): the run folder's config holds them."""
+    leaves = jax.tree_util.tree_flatten_with_path(host._replace(hyper=None))[0]
     return {jax.tree_util.keystr(path)[1:]: np.asarray(leaf[run]) for path, leaf in leaves}
 
 
@@ -256,7 +263,7 @@ def restore(template: TrainState, checkpoint: TrainingCheckpoint, n_runs: int,
     runs = [run_series(checkpoint, r, source) for r in range(n_runs)]
     if any(run is None for run in runs) or run_series(checkpoint, n_runs, source) is not None:
         raise CheckpointError(f"{source} does not hold the state of exactly {n_runs} run(s)")
-    unexpected = sorted(set(runs[0].state) - set(names))
+    unexpected = sorted(set(runs[0].state) - set(names) - set(LEGACY_ARRAYS))
     if unexpected:
         raise CheckpointError(f"{source} holds arrays this JAX trainer does not have "
                               f"({', '.join(unexpected[:3])}); a checkpoint of another version?")
@@ -285,7 +292,8 @@ def check_finite(supervisor: Supervisor, host: TrainState, metrics: Metrics, n_r
         raise supervisor.non_finite("policy loss", f"update {done + u + 1}/{n_updates}",
                                     int(bad[:, u].argmax()))
     n = metrics.policy_loss.shape[1]
-    for what, tree in (("weight", host.params), ("gradient (Adam moment)", host.opt_state)):
+    for what, tree in (("weight", (host.params, host.value_params)),
+                       ("gradient (Adam moment)", (host.opt_state, host.value_opt_state))):
         leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
         found = first_non_finite({jax.tree_util.keystr(p): x[:n_runs] for p, x in leaves})
         if found is not None:
@@ -295,19 +303,18 @@ def check_finite(supervisor: Supervisor, host: TrainState, metrics: Metrics, n_r
 
 
 def _state_template(trainer: Trainer) -> TrainState:
-    """Shapes and dtypes of one run's state as a checkpoint stores it (the key as its raw data).
-    """
+    """Shapes and dtypes of one run's state as a checkpoint stores it (the key as its raw data,
+    no settings)."""
 
-    def init(seed, lr):
-        state = _seed_init(trainer)(seed, lr)
-        return state._replace(key=jax.random.key_data(state.key))
+    def init(seed):
+        state = trainer.init(jax.random.key(seed))
+        return state._replace(key=jax.random.key_data(state.key), hyper=None)
 
-    return jax.eval_shape(init, jax.ShapeDtypeStruct((), jnp.uint32),
-                          jax.ShapeDtypeStruct((), jnp.float32))
+    return jax.eval_shape(init, jax.ShapeDtypeStruct((), jnp.uint32))
 
 
-def check_checkpoint(cfg: TrainConfig, seeds: list[int], lrs: list[float],
-                     checkpoint: TrainingCheckpoint, source: str = "the checkpoint") -> None:
+def check_checkpoint(cfg: TrainConfig, runs: list[RunSpec], checkpoint: TrainingCheckpoint,
+                     source: str = "the checkpoint") -> None:
     """Raise ``CheckpointError`` unless :func:`train_many` can resume ``checkpoint`` (this
     compiles and runs nothing: the template comes from ``jax.eval_shape``)."""
-    restore(_state_template(Trainer(cfg)), checkpoint, len(seeds), source)
+    restore(_state_template(Trainer(cfg)), checkpoint, len(runs), source)

@@ -3,7 +3,9 @@
 The environment is the shared functional one, stepped for the whole batch by
 :class:`~reinforce.envs.batched.BatchedEnv`; the returns come from the shared
 ``reinforce.returns``. Phases mirror ``reinforce_jax.algorithm``: :func:`collect` ->
-:func:`compute_weights` -> :func:`reinforce_loss` + Adam. With ``batch_episodes=1`` this is
+:func:`compute_returns` and :func:`compute_weights` (less the value network's V(s) for the
+value baseline) -> :func:`update_loss` (the course's loss, the entropy bonus, the value loss),
+clipping and Adam. With ``batch_episodes=1`` this is
 the course's loop: sample, reward-to-go, normalize, ``loss = -sum(log pi(a|s) * G)``, Adam.
 With ``cfg.segment_steps > 0``, :func:`collect_segments` plays fixed-length segments instead,
 as the JAX trainer does.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -113,22 +116,37 @@ def _pad_time(x: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([x, np.zeros((length - x.shape[0], *x.shape[1:]), x.dtype)])
 
 
-def compute_weights(rollout: Rollout, gamma: float, normalize: bool, baseline: str = "none"
-                    ) -> np.ndarray:
-    """Reward-to-go of every step (less the baseline, normalized if asked), from the shared
-    returns layer.
+def _padded_length(length: int) -> int:
+    """Time is padded to a power of two so that the shared layer's compiled functions see a
+    handful of shapes only."""
+    return max(16, 1 << (length - 1).bit_length())
 
-    Time is padded to a power of two so the compiled scan sees a handful of shapes only. It
-    runs on the CPU device, where the rollout is.
-    """
+
+def compute_returns(rollout: Rollout, gamma: float) -> np.ndarray:
+    """The discounted reward-to-go of every step ``[T, B]``, from the shared returns layer, on
+    the CPU device, where the rollout is."""
     length = rollout.rewards.shape[0]
-    padded = max(16, 1 << (length - 1).bit_length())
+    padded = _padded_length(length)
     with host():  # numpy in, numpy out: no round trip through an accelerator
-        G = returns.reward_to_go(
-            _pad_time(rollout.rewards, padded), _pad_time(rollout.dones, padded),
-            _pad_time(rollout.valid, padded), gamma, normalize, baseline,
-        )
+        G = returns.discounted_returns(_pad_time(rollout.rewards, padded),
+                                       _pad_time(rollout.dones, padded), gamma)
         return np.array(G[:length])
+
+
+def compute_weights(rollout: Rollout, gamma: float, normalize: bool, baseline: str = "none",
+                    values: np.ndarray | None = None, G: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Reward-to-go of every step (``G`` if already computed), less the baseline (``values``:
+    V(s) of every step, for the value baseline), normalized if asked, from the shared returns
+    layer."""
+    length = rollout.rewards.shape[0]
+    padded = _padded_length(length)
+    G = compute_returns(rollout, gamma) if G is None else G
+    with host():
+        weights = returns.weigh(_pad_time(G, padded), _pad_time(rollout.valid, padded),
+                                normalize, baseline,
+                                None if values is None else _pad_time(values, padded))
+        return np.array(weights[:length])
 
 
 def learn_mask(valid: np.ndarray, n_learned: int) -> np.ndarray:
@@ -141,33 +159,79 @@ def episode_stats(rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
     return rollout.rewards.sum(axis=0), rollout.valid.sum(axis=0)
 
 
+class LossTerms(NamedTuple):
+    """The terms of an update's loss, each summed over the learned steps and divided by B."""
+
+    policy_loss: torch.Tensor  # -sum log pi(a|s) * weight
+    entropy: torch.Tensor  # sum of the policy's entropy
+    value_loss: torch.Tensor  # 0.5 * sum (V(s) - G)^2 (0 without a value network)
+
+
+def _masked_sum(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    return torch.where(valid, x, torch.zeros_like(x)).sum()
+
+
+def update_loss(policy: Policy, value_net: Policy | None, obs: torch.Tensor,
+                actions: torch.Tensor, weights: torch.Tensor, targets: torch.Tensor | None,
+                valid: torch.Tensor, n_episodes: int, entropy_coef: float, value_coef: float
+                ) -> tuple[torch.Tensor, LossTerms]:
+    """``policy_loss - entropy_coef * entropy + value_coef * value_loss`` (:class:`LossTerms`)
+    and its terms. ``weights`` are constants (the baseline was subtracted from the returns
+    before), so the policy's target stays the Monte Carlo return; the value network is fitted
+    to ``targets``, the reward-to-go."""
+    logp, entropy = policy.log_probs_and_entropy(obs, actions)
+    terms = LossTerms(
+        policy_loss=-_masked_sum(logp * weights, valid) / n_episodes,
+        entropy=_masked_sum(entropy, valid) / n_episodes,
+        value_loss=torch.zeros((), device=logp.device),
+    )
+    if value_net is not None:
+        error = value_net.values(obs) - targets
+        terms = terms._replace(value_loss=0.5 * _masked_sum(error * error, valid) / n_episodes)
+    total = terms.policy_loss - entropy_coef * terms.entropy + value_coef * terms.value_loss
+    return total, terms
+
+
 def reinforce_loss(
     policy: Policy, obs: torch.Tensor, actions: torch.Tensor, weights: torch.Tensor,
     valid: torch.Tensor, n_episodes: int,
 ) -> torch.Tensor:
     """-sum over valid steps of log pi(a|s) * G, divided by the number of episodes."""
-    logp = policy.log_probs(obs, actions)
-    return -torch.where(valid, logp * weights, torch.zeros_like(logp)).sum() / n_episodes
+    return update_loss(policy, None, obs, actions, weights, None, valid, n_episodes, 0.0,
+                       0.0)[1].policy_loss
 
 
 class Trainer:
-    """One run (one seed, one learning rate) of the torch backend."""
+    """One run (one seed, one config: the run's own settings applied) of the torch backend."""
 
-    def __init__(self, cfg: TrainConfig, seed: int, lr: float | None = None,
-                 device: str = "cpu"):
+    def __init__(self, cfg: TrainConfig, seed: int, device: str = "cpu"):
         self.cfg = cfg
         self.seed = seed
-        self.lr = cfg.lr if lr is None else float(lr)
         self.device = torch_device(device)
         self.generator = seed_everything(seed)
         self.env = BatchedEnv(cfg.env_id, cfg.batch_episodes, seed, cfg.obs, cfg.frame_stack)
         self.horizon = envs.horizon(self.env.params, cfg.max_t)
-        self.policy = Policy.build(architecture(cfg)).to(self.device)
-        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=self.lr)
+        arch = architecture(cfg)
+        self.policy = Policy.build(arch).to(self.device)
+        #: The state-value network of the value baseline (the policy's shape, one output).
+        self.value_net = (Policy.build(arch.value()).to(self.device)
+                          if cfg.baseline == "value" else None)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda u: cfg.lr_factor(u)
         )
         self.updates_done = 0
+
+    def networks(self) -> dict[str, Policy]:
+        """The trained networks by checkpoint prefix: the policy, and the value network."""
+        nets = {"policy": self.policy}
+        if self.value_net is not None:
+            nets["value"] = self.value_net
+        return nets
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """Every trained parameter, in Adam's order: the policy's, then the value network's."""
+        return [p for net in self.networks().values() for p in net.parameters()]
 
     def update(self) -> Metrics:
         """One REINFORCE update: collect -> returns -> update."""
@@ -179,12 +243,21 @@ class Trainer:
                                                                    cfg.segment_learned))
         else:
             rollout = played = collect(self.env, self.policy, self.horizon, self.generator)
-        weights = compute_weights(rollout, cfg.gamma, cfg.normalize_returns, cfg.baseline)
-        obs, actions, weights, valid = (torch.from_numpy(x).to(self.device) for x in (
-            rollout.obs, rollout.actions, weights, rollout.valid))
-        loss = reinforce_loss(self.policy, obs, actions, weights, valid, self.env.n)
+        G = compute_returns(rollout, cfg.gamma)
+        obs, actions, targets, valid = (torch.from_numpy(x).to(self.device) for x in (
+            rollout.obs, rollout.actions, G, rollout.valid))
+        values = None
+        if self.value_net is not None:
+            with torch.no_grad():
+                values = self.value_net.values(obs).cpu().numpy()
+        weights = torch.from_numpy(compute_weights(
+            rollout, cfg.gamma, cfg.normalize_returns, cfg.baseline, values, G)).to(self.device)
+        loss, terms = update_loss(self.policy, self.value_net, obs, actions, weights, targets,
+                                  valid, self.env.n, cfg.entropy_coef, cfg.value_coef)
         self.optimizer.zero_grad()
         loss.backward()
+        if cfg.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.updates_done += 1
@@ -196,12 +269,15 @@ class Trainer:
         else:
             ep_return, ep_length = episode_stats(played)
             mean_return, mean_length = ep_return.mean(), ep_length.mean()
+        learned = max(int(rollout.valid.sum()), 1)
         return Metrics(
             episodic_return=float(mean_return),
             episode_length=float(mean_length),
-            policy_loss=float(loss.item()),
+            policy_loss=float(terms.policy_loss.item()),
             env_steps=live,
             padded_steps=int(played.valid.size) - live,
+            entropy=float(terms.entropy.item()) * self.env.n / learned,
+            value_loss=float(terms.value_loss.item()),
         )
 
     def run(self, n_updates: int) -> list[Metrics]:
@@ -210,10 +286,11 @@ class Trainer:
     # --- checkpoints: named numpy arrays, no pickle ---------------------------------------
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        """Everything the next update depends on: weights, Adam's moments and step counts,
-        the action generator's state, the env's key and the update counter."""
-        out = {f"policy/{k}": v.detach().cpu().numpy().copy()
-               for k, v in self.policy.state_dict().items()}
+        """Everything the next update depends on: weights (``policy/...``, ``value/...``),
+        Adam's moments and step counts, the action generator's state, the env's key and the
+        update counter."""
+        out = {f"{prefix}/{k}": v.detach().cpu().numpy().copy()
+               for prefix, net in self.networks().items() for k, v in net.state_dict().items()}
         for i, slots in self.optimizer.state_dict()["state"].items():
             for slot, value in slots.items():
                 out[f"adam/{i}/{slot}"] = torch.as_tensor(value).detach().cpu().numpy().copy()
@@ -230,32 +307,32 @@ class Trainer:
         if not 0 <= updates <= self.cfg.n_updates:
             raise CheckpointError(f"{source}: updates_done {updates} is outside "
                                   f"0..{self.cfg.n_updates}")
-        params = list(self.policy.state_dict())
+        shapes = [tuple(p.shape) for p in self.parameters()]
         slots = ("step", "exp_avg", "exp_avg_sq")
         expected = set(fresh)  # Adam has no state before its first step
         if updates:
-            expected |= {f"adam/{i}/{slot}" for i in range(len(params)) for slot in slots}
+            expected |= {f"adam/{i}/{slot}" for i in range(len(shapes)) for slot in slots}
         if set(arrays) != expected:
             extra, missing = sorted(set(arrays) - expected), sorted(expected - set(arrays))
             parts = [f"missing {', '.join(missing[:4])}"] if missing else []
             parts += [f"unexpected {', '.join(extra[:4])}"] if extra else []
             raise CheckpointError(f"{source} is not a torch training state of this run "
                                   f"({'; '.join(parts)})")
-        weights = {}
-        for name, value in self.policy.state_dict().items():
-            array = take(arrays, f"policy/{name}", source, tuple(value.shape), np.float32)
-            weights[name] = torch.from_numpy(array.copy()).to(self.device)
-        self.policy.load_state_dict(weights)
+        for prefix, net in self.networks().items():
+            net.load_state_dict({
+                name: torch.from_numpy(take(arrays, f"{prefix}/{name}", source,
+                                            tuple(value.shape), np.float32).copy()
+                                       ).to(self.device)
+                for name, value in net.state_dict().items()})
         optimizer = self.optimizer.state_dict()
         if updates:
             optimizer["state"] = {
                 i: {"step": torch.from_numpy(take(arrays, f"adam/{i}/step", source, (),
                                                   np.float32).copy()),
-                    **{slot: torch.from_numpy(take(arrays, f"adam/{i}/{slot}", source,
-                                                   tuple(weights[name].shape),
+                    **{slot: torch.from_numpy(take(arrays, f"adam/{i}/{slot}", source, shape,
                                                    np.float32).copy())
                        for slot in ("exp_avg", "exp_avg_sq")}}
-                for i, name in enumerate(params)
+                for i, shape in enumerate(shapes)
             }
         self.optimizer.load_state_dict(optimizer)  # moves the moments to the weights' device
         # The schedule is a function of the update count: set it as LambdaLR.step() would.
@@ -274,7 +351,8 @@ class Trainer:
         """What turned non-finite in the last update (loss, gradient, weight), or None."""
         if not np.isfinite(metrics.policy_loss):
             return "policy loss"
-        params = list(self.policy.named_parameters())
+        params = [(f"{prefix}.{name}", p) for prefix, net in self.networks().items()
+                  for name, p in net.named_parameters()]
         for name, p in params:
             if p.grad is not None and not torch.isfinite(p.grad).all():
                 return f"gradient ({name})"

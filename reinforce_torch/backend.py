@@ -9,7 +9,7 @@ from reinforce import memory
 from reinforce.architecture import architecture
 from reinforce.backend import METRIC_NAMES, Supervisor, TrainResult
 from reinforce.checkpoint import TrainingCheckpoint
-from reinforce.config import TrainConfig
+from reinforce.config import RunSpec, TrainConfig
 from reinforce.envs import horizon, make
 from reinforce.evaluation import play_episodes
 from reinforce_torch import run
@@ -55,16 +55,16 @@ class TorchBackend:
                         n_runs),
         ), free=free_bytes)
 
-    def train_many(self, cfg: TrainConfig, seeds: list[int], lrs: list[float], *,
+    def train_many(self, cfg: TrainConfig, runs: list[RunSpec], *,
                    supervisor: Supervisor | None = None, on_progress=None,
                    device: str = "cpu") -> TrainResult:
         torch.set_num_threads(1)  # tiny networks: threads cost more than they give
-        return run.train_many(cfg, seeds, lrs, supervisor=supervisor, on_progress=on_progress,
+        return run.train_many(cfg, runs, supervisor=supervisor, on_progress=on_progress,
                               device=device)
 
-    def check_checkpoint(self, cfg: TrainConfig, seeds: list[int], lrs: list[float],
+    def check_checkpoint(self, cfg: TrainConfig, runs: list[RunSpec],
                          checkpoint: TrainingCheckpoint, source: str) -> None:
-        run.check_checkpoint(cfg, seeds, lrs, checkpoint, source)
+        run.check_checkpoint(cfg, runs, checkpoint, source)
 
     def evaluate(self, cfg: TrainConfig, weights: dict[str, np.ndarray], n_episodes: int,
                  seed: int, device: str = "cpu") -> np.ndarray:

@@ -38,10 +38,12 @@ class Policy(nn.Module, PyTorchModelHubMixin, library_name="reinforce",
 
     def __init__(self, observation_size: int, num_actions: int, hidden_sizes: Sequence[int],
                  observation_shape: Sequence[int] | None = None,
-                 convs: Sequence[Sequence[int]] = ()):
+                 convs: Sequence[Sequence[int]] = (), input_offset: Sequence[float] = (),
+                 input_scale: Sequence[float] = ()):
         super().__init__()
         self.arch = Architecture(tuple(observation_shape or (observation_size,)),
-                                 num_actions, tuple(hidden_sizes), tuple(convs))
+                                 num_actions, tuple(hidden_sizes), tuple(convs),
+                                 tuple(input_offset), tuple(input_scale))
         if self.arch.observation_size != int(observation_size):
             raise ValueError(f"observation_size {observation_size} and observation_shape "
                              f"{observation_shape} disagree")
@@ -59,6 +61,10 @@ class Policy(nn.Module, PyTorchModelHubMixin, library_name="reinforce",
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs
+        if self.arch.input_scale:  # constants, not weights: config.json holds them
+            offset, scale = (torch.tensor(v, dtype=torch.float32, device=x.device)
+                             for v in (self.arch.input_offset, self.arch.input_scale))
+            x = (x - offset) / scale
         if len(self.convs):
             lead = obs.shape[:-3]
             x = obs.reshape(-1, *obs.shape[-3:]).float().div(255.0).permute(0, 3, 1, 2)
@@ -73,8 +79,18 @@ class Policy(nn.Module, PyTorchModelHubMixin, library_name="reinforce",
         return torch.softmax(self.forward(obs), dim=-1)
 
     def log_probs(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return self.log_probs_and_entropy(obs, actions)[0]
+
+    def log_probs_and_entropy(self, obs: torch.Tensor, actions: torch.Tensor
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log pi(a|s) and the entropy of pi(.|s), from one forward pass."""
         logp = torch.log_softmax(self.forward(obs), dim=-1)
-        return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        entropy = -(logp.exp() * logp).sum(dim=-1)
+        return logp.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1), entropy
+
+    def values(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(s) ``[...]``, for a network of one output (the value baseline's)."""
+        return self.forward(obs).squeeze(-1)
 
     @property
     def device(self) -> torch.device:

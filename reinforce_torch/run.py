@@ -24,7 +24,7 @@ from reinforce.backend import (
     run_series,
 )
 from reinforce.checkpoint import CheckpointError, TrainingCheckpoint
-from reinforce.config import TrainConfig
+from reinforce.config import RunSpec, TrainConfig
 from reinforce_torch.algorithm import Trainer
 
 #: Errors torch raises on non-finite values, and what they mean.
@@ -36,15 +36,16 @@ _NON_FINITE_ERRORS = {
 
 def train_many(
     cfg: TrainConfig,
-    seeds: list[int],
-    lrs: list[float],
+    runs: list[RunSpec],
     *,
     supervisor: Supervisor | None = None,
     on_progress=None,
     device: str = "cpu",
 ) -> TrainResult:
-    """Train the runs one after the other on ``device`` (``reinforce_torch.devices``), each
-    evaluated when it is done on ``cfg.n_evaluation_episodes`` episodes from
+    """Train the runs (run i: seed ``runs[i].seed``, with its own settings
+    ``runs[i].settings``, e.g. a learning rate) one after the other on ``device``
+    (``reinforce_torch.devices``), each evaluated when it is done on
+    ``cfg.n_evaluation_episodes`` episodes from
     ``reinforce.backend.evaluation_seed(seed)``.
 
     ``on_progress(updates_done, mean_recent_return)`` is called every ``cfg.chunk_updates``
@@ -55,8 +56,8 @@ def train_many(
     exactly the numbers of an uninterrupted run.
     """
     start = time.perf_counter()
-    n_runs, n_updates = len(seeds), cfg.n_updates
-    supervisor = supervisor or Supervisor.for_runs(seeds, lrs, n_runs * n_updates)
+    n_runs, n_updates = len(runs), cfg.n_updates
+    supervisor = supervisor or Supervisor.for_runs(runs, n_runs * n_updates)
     finished: list[dict[str, np.ndarray]] = []  # finished runs' checkpoint arrays
     current: RunSeries | None = None
     if supervisor.resume is not None:
@@ -84,7 +85,7 @@ def train_many(
 
     first = len(finished)
     for r in range(first, n_runs):
-        trainer = Trainer(cfg, seeds[r], lrs[r], device)
+        trainer = Trainer(runs[r].config(cfg), runs[r].seed, device)
         series: list[Metrics] = []
         times: list[float] = []
         if current is not None and r == first:
@@ -116,7 +117,8 @@ def train_many(
                 report(series)
                 if supervisor.due() and len(series) < n_updates:
                     save(r, trainer, series, times)
-        eval_returns = trainer.evaluate(cfg.n_evaluation_episodes, evaluation_seed(seeds[r]))
+        eval_returns = trainer.evaluate(cfg.n_evaluation_episodes,
+                                        evaluation_seed(runs[r].seed))
         finished.append(run_arrays(r, trainer.state_arrays(), _stack(series), times,
                                    eval_returns))
         save(r + 1, None, series, times, "trained" if r + 1 == n_runs else "running")
@@ -145,7 +147,8 @@ def _series(arrays: dict[str, np.ndarray], r: int) -> RunSeries:
 
 
 def _weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The export-format weights in a trainer's state arrays (the policy's state dict)."""
+    """The export-format weights in a trainer's state arrays (the policy's state dict; the
+    value network is training state, not exported)."""
     return {k[len("policy/"):]: v for k, v in state.items() if k.startswith("policy/")}
 
 
@@ -175,13 +178,10 @@ def restore(checkpoint: TrainingCheckpoint, cfg: TrainConfig, n_runs: int,
     return finished, current
 
 
-def check_checkpoint(cfg: TrainConfig, seeds: list[int], lrs: list[float],
-                     checkpoint: TrainingCheckpoint, source: str = "the checkpoint") -> None:
+def check_checkpoint(cfg: TrainConfig, runs: list[RunSpec], checkpoint: TrainingCheckpoint,
+                     source: str = "the checkpoint") -> None:
     """Raise ``CheckpointError`` unless :func:`train_many` can resume ``checkpoint``."""
-    finished, current = restore(checkpoint, cfg, len(seeds), source)
-    for r, arrays in enumerate(finished):
-        Trainer(cfg, seeds[r], lrs[r]).load_state_arrays(
-            _series(arrays, r).state, source)
-    if current is not None:
-        r = len(finished)
-        Trainer(cfg, seeds[r], lrs[r]).load_state_arrays(current.state, source)
+    finished, current = restore(checkpoint, cfg, len(runs), source)
+    states = [_series(arrays, r).state for r, arrays in enumerate(finished)]
+    for r, state in enumerate([*states, *([current.state] if current is not None else [])]):
+        Trainer(runs[r].config(cfg), runs[r].seed).load_state_arrays(state, source)

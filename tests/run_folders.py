@@ -10,9 +10,9 @@ import jax
 import torch
 
 from reinforce.app.cli import main
-from reinforce.app.runs import RunFolder, RunSpec
+from reinforce.app.runs import RunFolder
 from reinforce.architecture import architecture
-from reinforce.config import preset
+from reinforce.config import RunSpec, preset
 from reinforce.envs import make
 from reinforce_torch.policy import Policy
 
@@ -24,7 +24,7 @@ def write_run(path: Path, env_id: str, backend: str, seed: int = 0,
     cfg = preset("fast", env_id).replace(n_training_episodes=2, batch_episodes=1, max_t=200,
                                          n_evaluation_episodes=5)
     env, _ = make(env_id)
-    folder = RunFolder(path, cfg, backend, [RunSpec(seed, cfg.lr)], architecture(cfg))
+    folder = RunFolder(path, cfg, backend, [RunSpec.of(seed, lr=cfg.lr)], architecture(cfg))
     folder.write_config()
     if backend == "jax":
         from reinforce_jax.policy import init_params, make_policy, to_export

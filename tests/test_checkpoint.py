@@ -255,11 +255,13 @@ def test_resume_damaged_checkpoint(folders, tmp_path, capsys, damage):
 def test_a_torch_checkpoint_does_not_resume_in_jax(folders):
     from reinforce.app import backends
     from reinforce.app.runs import RunFolder
+    from reinforce.config import RunSpec
 
     folder = RunFolder.load(folders["stopped"])
     checkpoint = load_checkpoint(folders["stopped"] / CHECKPOINT_DIR)
     with pytest.raises(CheckpointError, match="holds torch training state, not jax"):
-        backends.get("jax").check_checkpoint(folder.cfg, [0], [folder.cfg.lr], checkpoint, "ck")
+        backends.get("jax").check_checkpoint(folder.cfg, [RunSpec.of(0, lr=folder.cfg.lr)],
+                                             checkpoint, "ck")
 
 
 def test_a_checkpoint_write_clears_temporaries_of_a_killed_process(tmp_path):

@@ -58,6 +58,25 @@ def test_several_seeds_and_lrs_give_one_entry_each_and_a_best(tmp_path):
     assert len(list((out / "weights").glob("run-*.safetensors"))) == 4
 
 
+def test_a_sweep_trains_every_combination_of_the_settings_given_as_lists(tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["train", "--seeds", "2", "--gamma", "0.9,0.99", "--entropy-coef", "0,0.1",
+            "--max-grad-norm", "1", "--out", str(out), *SMALL]
+    assert main(argv) == 0
+    runs = json.loads((out / "eval.json").read_text())["runs"]
+    assert [(r["seed"], r["gamma"], r["entropy_coef"]) for r in runs] == [
+        (s, g, e) for g in (0.9, 0.99) for e in (0.0, 0.1) for s in (0, 1)]
+    assert all("max_grad_norm" not in r for r in runs)  # one value: the config's, not swept
+    config = json.loads((out / "config.json").read_text())
+    assert config["runs"][0] == {"seed": 0, "lr": config["train"]["lr"], "gamma": 0.9,
+                                 "entropy_coef": 0.0}
+    assert config["train"]["max_grad_norm"] == 1.0 and config["train"]["gamma"] == 0.9
+    with open(out / "metrics.csv") as f:
+        header = f.readline().strip().split(",")
+    assert header[:6] == ["run", "seed", "lr", "gamma", "entropy_coef", "update"]
+    assert {"entropy", "value_loss"} <= set(header)
+
+
 #: The rows that ask for CUDA where there is none (all of CI).
 NEEDS_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
@@ -71,7 +90,14 @@ BAD = [
     (["train", "--episodes", "0"], "must be at least 1"),
     (["train", "--hidden", "0"], "hidden sizes must be positive"),
     (["train", "--preset", "nope"], "unknown preset"),
-    (["train", "--baseline", "mean"], "unknown baseline 'mean'; choose one of none, time"),
+    (["train", "--baseline", "mean"], "unknown baseline 'mean'; choose one of none, time, value"),
+    (["train", "--entropy-coef", "-0.01"], "entropy_coef must be a number in [0, 1000)"),
+    (["train", "--entropy-coef", "0,5000"], "entropy_coef must be a number in [0, 1000)"),
+    (["train", "--value-coef", "inf"], "value_coef must be a number in [0, 1000)"),
+    (["train", "--max-grad-norm", "-1"], "max_grad_norm must be a number in [0, inf)"),
+    (["train", "--max-grad-norm", "nan"], "max_grad_norm must be a number in [0, inf)"),
+    (["train", "--gamma", "0.9,1.5"], "gamma must be in [0, 1]"),
+    (["train", "--env", "Pixelcopter-PLE-v0", "--gamma", "0.95,1"], "needs gamma < 1"),
     (["evaluate", "/nonexistent/run"], "no run folder"),
     (["frobnicate"], "invalid choice"),
 ]
@@ -130,7 +156,7 @@ BAD_MORE = [
     (["train", "--segment-steps", "100"], "segment_steps must be 0 or a positive multiple of 64"),
     (["train", "--segment-steps", "1024"], "segment_steps needs gamma < 1"),
     (["train", "--segment-steps", "1024", "--gamma", "0.99"], "baseline 'time' needs complete"),
-    (["train", "--env", "Pixelcopter-PLE-v0", "--segment-steps", "64"], "use at least 128"),
+    (["train", "--env", "Pixelcopter-PLE-v0", "--segment-steps", "64"], "use at least 192"),
     (["evaluate", "{run}", "--episodes", "0"], "must be at least 1"),
     (["evaluate", "{run}", "--backend", "tf"], "unknown backend"),
     # output folders

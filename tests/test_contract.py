@@ -25,8 +25,8 @@ from reinforce.backend import (
     TrainResult,
     evaluation_seed,
 )
-from reinforce.checkpoint import TrainingCheckpoint
-from reinforce.config import TrainConfig, preset
+from reinforce.checkpoint import CheckpointError, TrainingCheckpoint
+from reinforce.config import RunSpec, TrainConfig, grid, preset
 from reinforce.envs import CartPole
 from reinforce.envs.batched import BatchedEnv
 from reinforce_jax import algorithm as jt
@@ -170,8 +170,12 @@ CFG = TrainConfig(env_id="CartPole-v1", hidden_sizes=(16,), lr=1e-2, gamma=1.0,
 SEEDS, LRS = [0, 1], [1e-2, 3e-2]
 
 
+def _runs(seeds=SEEDS, lrs=LRS) -> list[RunSpec]:
+    return [RunSpec.of(seed, lr=lr) for seed, lr in zip(seeds, lrs, strict=True)]
+
+
 def _train(name: str, seeds=SEEDS, lrs=LRS, **kwargs) -> TrainResult:
-    return backends.get(name).train_many(CFG, seeds, lrs, device="cpu", **kwargs)
+    return backends.get(name).train_many(CFG, _runs(seeds, lrs), device="cpu", **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -253,14 +257,14 @@ def test_a_stopped_training_resumes_to_the_same_numbers(results, side):
     backend = backends.get(side.name)
     total = backends.total_updates(backend, CFG, len(SEEDS))
     stop_at = total // 2 + 1  # inside the second chunk of the first half
-    stopping = Recorder.for_runs(SEEDS, LRS, total, stop_after=stop_at, every_seconds=1e9)
+    stopping = Recorder.for_runs(_runs(), total, stop_after=stop_at, every_seconds=1e9)
     stopping.backend_name = side.name
     with pytest.raises(TrainingStopped):
         _train(side.name, supervisor=stopping)
     checkpoint = stopping.checkpoint
     assert 0 < checkpoint.progress["total_updates_done"] < total
-    backend.check_checkpoint(CFG, SEEDS, LRS, checkpoint, "in memory")
-    resuming = Recorder.for_runs(SEEDS, LRS, total, resume=checkpoint)
+    backend.check_checkpoint(CFG, _runs(), checkpoint, "in memory")
+    resuming = Recorder.for_runs(_runs(), total, resume=checkpoint)
     resuming.backend_name = side.name
     _assert_same(_train(side.name, supervisor=resuming), results[side.name][0])
 
@@ -271,7 +275,7 @@ def test_learns_cartpole_with_the_course_settings(side):
     cfg = preset("notebook", "CartPole-v1").replace(n_training_episodes=150,
                                                      n_evaluation_episodes=10)
     torch.manual_seed(0)
-    returns = backends.get(side.name).train_many(cfg, [0], [cfg.lr],
+    returns = backends.get(side.name).train_many(cfg, [RunSpec.of(0, lr=cfg.lr)],
                                                  device="cpu").metrics.episodic_return[0]
     first, last = returns[:50].mean(), returns[-50:].mean()
     message = (f"{side.name}: mean return of the first 50 updates {first:.1f}, of the last 50 "
@@ -279,3 +283,59 @@ def test_learns_cartpole_with_the_course_settings(side):
     print(message)
     assert last >= 100, message
     assert last >= 2 * first, message
+
+
+# --- the value baseline, entropy and clipping; a sweep of them ---------------------------------
+
+SWEEP_CFG = CFG.replace(baseline="value", max_grad_norm=0.5)
+SWEEP = {"entropy_coef": [0.0, 0.05], "value_coef": [0.5, 2.0]}
+
+
+def _sweep_runs() -> list[RunSpec]:
+    cfg, runs = grid(SWEEP_CFG, [0], SWEEP)
+    assert cfg == SWEEP_CFG.replace(entropy_coef=0.0, value_coef=0.5) and len(runs) == 4
+    return runs
+
+
+@pytest.fixture(scope="module")
+def sweeps() -> dict[str, TrainResult]:
+    return {name: backends.get(name).train_many(SWEEP_CFG, _sweep_runs(), device="cpu")
+            for name in SIDES}
+
+
+def test_each_run_of_a_sweep_trains_with_its_own_settings(sweeps, side):
+    """A run of a sweep gives the numbers of the same config trained alone, and the settings
+    change them."""
+    result, runs = sweeps[side.name], _sweep_runs()
+    assert np.all(result.metrics.value_loss > 0) and np.all(result.metrics.entropy > 0)
+    alone = backends.get(side.name).train_many(runs[3].config(SWEEP_CFG),
+                                               [RunSpec.of(0, lr=CFG.lr)], device="cpu")
+    # The same episodes; losses and weights to float32 rounding (a program of 4 runs sums
+    # in another order than a program of one).
+    np.testing.assert_array_equal(alone.metrics.episode_length[0],
+                                  result.metrics.episode_length[3])
+    np.testing.assert_allclose(alone.metrics.policy_loss[0], result.metrics.policy_loss[3],
+                               rtol=1e-4, atol=1e-4)
+    for a, b in zip(alone.weights[0].values(), result.weights[3].values(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    first = result.weights[0]["layers.0.weight"]
+    for other in result.weights[1:]:
+        assert np.abs(other["layers.0.weight"] - first).max() > 1e-6, "a setting changed nothing"
+
+
+def test_a_stopped_sweep_with_a_value_baseline_resumes_to_the_same_numbers(sweeps, side):
+    backend, runs = backends.get(side.name), _sweep_runs()
+    total = backends.total_updates(backend, SWEEP_CFG, len(runs))
+    stopping = Recorder.for_runs(runs, total, stop_after=total // 2 + 1, every_seconds=1e9)
+    stopping.backend_name = side.name
+    with pytest.raises(TrainingStopped):
+        backend.train_many(SWEEP_CFG, runs, supervisor=stopping, device="cpu")
+    checkpoint = stopping.checkpoint
+    assert any("value" in name for name in checkpoint.arrays), "no value network saved"
+    backend.check_checkpoint(SWEEP_CFG, runs, checkpoint, "in memory")
+    with pytest.raises(CheckpointError):  # the same checkpoint without a value network
+        backend.check_checkpoint(SWEEP_CFG.replace(baseline="none"), runs, checkpoint, "here")
+    resuming = Recorder.for_runs(runs, total, resume=checkpoint)
+    resuming.backend_name = side.name
+    _assert_same(backend.train_many(SWEEP_CFG, runs, supervisor=resuming, device="cpu"),
+                 sweeps[side.name])

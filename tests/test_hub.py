@@ -54,11 +54,10 @@ def run_probabilities(folder: RunFolder, obs: np.ndarray) -> np.ndarray:
     """The run's own policy, in its own backend (Flax for a JAX run)."""
     state = folder.load_weights()
     if folder.backend == "jax":
-        from reinforce_jax.policy import from_export, make_policy, probabilities
+        from reinforce_jax.policy import from_export, policy_for, probabilities
 
-        policy = make_policy(folder.cfg.hidden_sizes, folder.num_actions)
-        return np.asarray(probabilities(policy, from_export(state), obs))
-    policy = Policy(folder.observation_size, folder.num_actions, folder.cfg.hidden_sizes)
+        return np.asarray(probabilities(policy_for(folder.arch), from_export(state), obs))
+    policy = Policy.build(folder.arch)
     policy.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     return policy.numpy_probabilities(obs)
 

@@ -262,9 +262,9 @@ def test_weight_conversion_round_trip():
 # --- one full update: torch Adam vs the JAX trainer's scale_by_adam + lr ----------------------
 
 
-def _update_config(B: int, baseline: str = "none") -> TrainConfig:
+def _update_config(B: int, baseline: str = "none", **changes) -> TrainConfig:
     return TrainConfig(env_id="CartPole-v1", hidden_sizes=(16,), lr=1e-2, gamma=0.99,
-                       n_training_episodes=100, batch_episodes=B, baseline=baseline)
+                       n_training_episodes=100, batch_episodes=B, baseline=baseline, **changes)
 
 
 @functools.cache
@@ -279,11 +279,16 @@ def _trainer_rollout() -> tuple[jt.TrainState, jt.Rollout]:
 @pytest.mark.parametrize(("B", "baseline", "schedule"), [
     (1, "none", {}), (4, "none", {}), (4, "time", {}),
     (4, "none", {"lr_warmup": 2, "lr_decay": True}),  # the lr changes at every update
+    (4, "value", {}),
+    (1, "value", {"entropy_coef": 0.05, "max_grad_norm": 0.5, "value_coef": 2.0}),
+    (4, "none", {"entropy_coef": 0.1, "max_grad_norm": 0.05}),
+    (4, "value", {"normalize_obs": True, "entropy_coef": 0.01}),
 ])
 def test_full_updates_give_same_weights(B, baseline, schedule, monkeypatch):
     cfg = _update_config(B, baseline).replace(**schedule)
     j_trainer = jt.Trainer(cfg)
     state, rollout = _trainer_rollout()
+    state = j_trainer.init(jax.random.key(0))._replace(params=state.params)
     initial = to_export(state.params)
     rollout = jax.tree.map(lambda x: x[:, :, :B], rollout)  # B = 1: the first episode
     n_played = jnp.asarray(np.asarray(rollout.valid).any(axis=(1, 2)).sum(), jnp.int32)
@@ -292,7 +297,7 @@ def test_full_updates_give_same_weights(B, baseline, schedule, monkeypatch):
     torch_rollout = both_trainers.torch_rollout(rollout.flat())
     monkeypatch.setattr(tt, "collect", lambda env, policy, horizon, generator: torch_rollout)
     t_trainer = tt.Trainer(cfg, seed=0)
-    t_trainer.policy.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
+    both_trainers.same_start(state, t_trainer)
     # three steps: Adam's moments and bias corrections are exercised
     j_new, _ = both_trainers.assert_updates_match(
         jax.jit(j_trainer.update), state, t_trainer, RTOL, ATOL,

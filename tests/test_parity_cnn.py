@@ -26,7 +26,8 @@ from reinforce_torch.policy import Policy
 RTOL, ATOL = 1e-5, 1e-6
 CFG = preset("fast", "Pixelcopter-PLE-v0").replace(
     obs="pixels", frame_stack=2, hidden_sizes=(32,), segment_steps=0, batch_episodes=3,
-    n_training_episodes=30, max_t=96, gamma=0.95, lr=3e-3)
+    n_training_episodes=30, max_t=96, gamma=0.95, lr=3e-3, baseline="none", entropy_coef=0.0,
+    max_grad_norm=0.0)
 #: Adam divides each gradient by its own scale: where a gradient is ~1e-8 (a conv weight seen
 #: through a dead ReLU), float32 rounding moves its step by up to lr x 1e-3 on the CPU, and on
 #: a GPU, whose convolutions sum in another order, by up to lr x 0.05 (README, On a GPU).

@@ -23,7 +23,7 @@ from reinforce.app.cli import main
 from reinforce.app.session import Session, stop_on_sigint
 from reinforce.backend import StopFlag, TrainingError, TrainingStopped
 from reinforce.checkpoint import CHECKPOINT_DIR, load_arrays, load_checkpoint
-from reinforce.config import preset
+from reinforce.config import RunSpec, preset
 
 TINY = ["--env", "CartPole-v1", "--batch-episodes", "4", "--eval-episodes", "5", "--quiet",
         "--checkpoint-every", "0"]
@@ -60,6 +60,10 @@ def _progress(run: Path) -> dict:
 
 
 SEGMENTS = ["--gamma", "0.9", "--baseline", "none", "--segment-steps", "128"]
+#: Pixelcopter with the terms beyond the course's loss, in segments.
+VALUE = ["--env", "Pixelcopter-PLE-v0", "--normalize-obs", "--baseline", "value",
+         "--entropy-coef", "0.01", "--max-grad-norm", "0.5", "--gamma", "0.9", "--segment-steps",
+         "128", "--hidden", "16", "--max-t", "300", "--chunk-updates", "10"]
 
 
 @pytest.mark.parametrize(("backend", "stops", "mode"), [
@@ -69,7 +73,10 @@ SEGMENTS = ["--gamma", "0.9", "--baseline", "none", "--segment-steps", "128"]
     ("torch", [3, 9], SEGMENTS),
     ("jax", [15, 41], ["--lr-warmup", "30"]),  # the lr is still rising at the first stop
     ("torch", [3, 9], ["--lr-warmup", "4"]),
-], ids=["jax", "torch", "jax-segments", "torch-segments", "jax-warmup", "torch-warmup"])
+    ("jax", [15, 41], VALUE),
+    ("torch", [3, 9], VALUE),
+], ids=["jax", "torch", "jax-segments", "torch-segments", "jax-warmup", "torch-warmup",
+        "jax-value", "torch-value"])
 def test_stopped_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, backend, stops, mode,
                                                                  capsys):
     if backend == "jax":
@@ -99,6 +106,15 @@ def test_stopped_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, backen
     assert main(["train", "--resume", str(resumed)]) == 0
     assert "already finished" in capsys.readouterr().err
     assert before == {p: p.read_bytes() for p in resumed.rglob("*") if p.is_file()}
+    if mode is VALUE:  # the value network is checkpointed but not exported
+        state = load_arrays(resumed / CHECKPOINT_DIR / "state.safetensors")[0]
+        assert any("value" in name for name in state)
+        hub = tmp_path / "hub"
+        assert main(["push", str(resumed), "--local-dir", str(hub), "--episodes", "3",
+                     "--max-frames", "20"]) == 0
+        pushed = load_arrays(hub / "model.safetensors")[0]
+        assert sorted(pushed) == sorted(load_arrays(resumed / "model.safetensors")[0])
+        assert not any("value" in name for name in pushed)
 
 
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes(tmp_path, capsys):
@@ -200,7 +216,7 @@ def test_jax_nan_in_weights_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     monkeypatch.setattr(jt.Trainer, "update", poisoned)
     monkeypatch.setattr(run, "_PROGRAMS", {})
     with pytest.raises(TrainingError) as err:
-        run.train_many(SMALL_CFG, [0], [SMALL_CFG.lr],
+        run.train_many(SMALL_CFG, [RunSpec.of(0, lr=SMALL_CFG.lr)],
                        supervisor=_session(tmp_path, "jax", 12))
     message = str(err.value)
     # updates 7-9 are one chunk: the NaN weights show as the policy loss of update 9
@@ -218,16 +234,18 @@ def test_torch_nan_loss_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     from reinforce_torch import algorithm as tt
     from reinforce_torch import run
 
-    original, calls = tt.reinforce_loss, []
+    original, calls = tt.update_loss, []
 
     def poisoned(*args):  # the loss of update 8 is NaN
         calls.append(1)
-        loss = original(*args)
-        return loss * float("nan") if len(calls) == 8 else loss
+        loss, terms = original(*args)
+        if len(calls) == 8:
+            return loss * float("nan"), terms._replace(policy_loss=loss * float("nan"))
+        return loss, terms
 
-    monkeypatch.setattr(tt, "reinforce_loss", poisoned)
+    monkeypatch.setattr(tt, "update_loss", poisoned)
     with pytest.raises(TrainingError) as err:
-        run.train_many(SMALL_CFG, [0], [SMALL_CFG.lr],
+        run.train_many(SMALL_CFG, [RunSpec.of(0, lr=SMALL_CFG.lr)],
                        supervisor=_session(tmp_path, "torch", 12))
     message = str(err.value)
     assert message.startswith(
@@ -242,7 +260,7 @@ def test_a_plain_train_many_checks_too():
 
     cfg = SMALL_CFG.replace(lr=1e38)
     with pytest.raises(TrainingError, match=r"at update 1/12 .*no checkpoint was written"):
-        run.train_many(cfg, [0], [cfg.lr])
+        run.train_many(cfg, [RunSpec.of(0, lr=cfg.lr)])
 
 
 def test_stop_request_and_stop_flag_stop_between_updates(tmp_path):
@@ -250,7 +268,7 @@ def test_stop_request_and_stop_flag_stop_between_updates(tmp_path):
 
     session = _session(tmp_path, "torch", 12, stop_when=lambda done: done >= 5)
     with pytest.raises(TrainingStopped) as stopped:
-        run.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], supervisor=session)
+        run.train_many(SMALL_CFG, [RunSpec.of(0, lr=SMALL_CFG.lr)], supervisor=session)
     assert not stopped.value.by_signal and "stopped at update 5/12" in str(stopped.value)
 
     flag = StopFlag()
@@ -258,7 +276,7 @@ def test_stop_request_and_stop_flag_stop_between_updates(tmp_path):
     session = _session(tmp_path, "torch", 12, stop_flag=flag,
                        resume=load_checkpoint(tmp_path / CHECKPOINT_DIR))
     with pytest.raises(TrainingStopped) as stopped:
-        run.train_many(SMALL_CFG, [0], [SMALL_CFG.lr], supervisor=session)
+        run.train_many(SMALL_CFG, [RunSpec.of(0, lr=SMALL_CFG.lr)], supervisor=session)
     assert stopped.value.by_signal and str(stopped.value).startswith("interrupted at update 5")
 
 

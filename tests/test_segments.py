@@ -149,8 +149,11 @@ def test_learn_mask_cuts_every_segment_at_the_same_step():
 # --- one update, both backends on the same rollout ----------------------------------------
 
 
-def test_segment_updates_give_same_weights(monkeypatch):
-    cfg = _config()
+@pytest.mark.parametrize("changes", [
+    {}, {"baseline": "value", "entropy_coef": 0.02, "max_grad_norm": 1.0, "value_coef": 0.25},
+])
+def test_segment_updates_give_same_weights(changes, monkeypatch):
+    cfg = _config(**changes)
     j_trainer = jt.Trainer(cfg)
     state = j_trainer.init(jax.random.key(0))
     rollout = jax.jit(j_trainer.collect_segments)(state.params, jax.random.key(1))
@@ -161,8 +164,7 @@ def test_segment_updates_give_same_weights(monkeypatch):
     t_rollout = both_trainers.torch_rollout(flat, cut=False)
     monkeypatch.setattr(tt, "collect_segments", lambda *args, **kw: t_rollout)
     t_trainer = tt.Trainer(cfg, seed=0)
-    initial = to_export(state.params)
-    t_trainer.policy.load_state_dict({k: torch.from_numpy(v) for k, v in initial.items()})
+    both_trainers.same_start(state, t_trainer)
     _, t_metrics = both_trainers.assert_updates_match(
         jax.jit(j_trainer.update), state, t_trainer, 1e-5, 1e-6,
         ("episodic_return", "episode_length", "env_steps", "padded_steps"))

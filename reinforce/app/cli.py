@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import math
 import shutil
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 from reinforce.app import backends
 from reinforce.app.evaluation import evaluate_run
 from reinforce.app.hub import DEFAULT_EPISODES, DEFAULT_SEED, HubError, push
-from reinforce.app.runs import RunFolder, RunSpec, new_run_path
+from reinforce.app.runs import RunFolder, new_run_path
 from reinforce.app.session import (
     DEFAULT_CHECKPOINT_SECONDS,
     Session,
@@ -48,10 +49,13 @@ from reinforce.config import (
     DEFAULT_PRESET,
     DEVICES,
     PRESETS,
+    SWEEPABLE,
     ConfigError,
+    RunSpec,
     TrainConfig,
     flag_of,
     float_text,
+    grid,
     preset,
 )
 from reinforce.envs import ENV_IDS, UnknownEnvError
@@ -205,19 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[float]]:
-    """The run's config (the preset, then every setting given) and its learning rates."""
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, list[float]]]:
+    """The config (the preset, then every setting given, the first value of a list) and the
+    settings given several values (``SWEEPABLE``: each run has its own), with their values."""
     env_id = args.env_id if args.env_id is not None else "CartPole-v1"
     if env_id not in ENV_IDS:
         raise UsageError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
     cfg = preset(args.preset if args.preset is not None else DEFAULT_PRESET, env_id)
-    lrs = args.lr if args.lr is not None else [cfg.lr]
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                 if f.name not in ("env_id", "lr") and getattr(args, f.name) is not None}
-    cfg = cfg.replace(lr=lrs[0], **overrides)
-    for lr in lrs[1:]:
-        cfg.replace(lr=lr)  # validates every learning rate
-    return cfg, lrs
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if f.name != "env_id" and getattr(args, f.name) is not None}
+    sweeps = {name: values for name, values in given.items()
+              if name in SWEEPABLE and len(values) > 1}
+    cfg = cfg.replace(**{name: values[0] if name in SWEEPABLE else values
+                         for name, values in given.items()})
+    return cfg, sweeps
 
 
 def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
@@ -287,25 +292,22 @@ class TrainPlan:
 
     backend: Backend
     cfg: TrainConfig
-    lrs: list[float]
-    first_seed: int
-    n_seeds: int
+    runs: list[RunSpec]  # every seed with every combination of the settings swept
     memory_note: str | None  # for the start-up line when the training is large
-
-    def specs(self) -> list[RunSpec]:
-        return [RunSpec(self.first_seed + i, lr) for lr in self.lrs for i in range(self.n_seeds)]
 
 
 def plan_train(args: argparse.Namespace) -> TrainPlan:
-    """The backend, the config, the device and the memory the runs need, all checked (a
-    one-line ``UsageError`` or ``ConfigError`` otherwise); nothing is written."""
+    """The backend, the config and its runs, the device and the memory the runs need, all
+    checked (a one-line ``UsageError`` or ``ConfigError`` otherwise); nothing is written."""
     backend = backends.get(args.backend if args.backend is not None else "jax")
-    cfg, lrs = config_from_args(args)
-    backend.check_device(args.device)
+    cfg, sweeps = config_from_args(args)
     first = args.seed if args.seed is not None else 0
     n_seeds = args.seeds if args.seeds is not None else 1
-    note = backend.memory(cfg, n_seeds * len(lrs), args.device).check()
-    return TrainPlan(backend, cfg, lrs, first, n_seeds, note)
+    backend.check_device(args.device)
+    n_runs = n_seeds * math.prod(len(values) for values in sweeps.values())
+    note = backend.memory(cfg, n_runs, args.device).check()  # before listing the runs
+    cfg, runs = grid(cfg, list(range(first, first + n_seeds)), sweeps)
+    return TrainPlan(backend, cfg, runs, note)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -347,7 +349,7 @@ def _new_folder(args: argparse.Namespace, plan: TrainPlan, path: Path | None = N
     backend, cfg = plan.backend.name, plan.cfg
     if path is None:
         path = _prepare_out(args.out, cfg, backend)
-    return RunFolder(path, cfg, backend, plan.specs(), architecture(cfg))
+    return RunFolder(path, cfg, backend, plan.runs, architecture(cfg))
 
 
 def _train_other_process(args: argparse.Namespace, process: int) -> int:
@@ -390,8 +392,7 @@ def _open_resume(args: argparse.Namespace
     checkpoint = load_checkpoint(path / CHECKPOINT_DIR)
     check_resumable(checkpoint, run_identity(folder.config_dict()), path / CHECKPOINT_DIR)
     backend = backends.get(folder.backend)
-    backend.check_checkpoint(folder.cfg, [r.seed for r in folder.runs],
-                             [r.lr for r in folder.runs], checkpoint,
+    backend.check_checkpoint(folder.cfg, folder.runs, checkpoint,
                              str(path / CHECKPOINT_DIR / STATE_NAME))
     done, total = (checkpoint.progress["total_updates_done"],
                    checkpoint.progress["total_updates"])
@@ -454,9 +455,8 @@ def _train(args: argparse.Namespace, folder: RunFolder, checkpoint: TrainingChec
 
     try:
         with stop_on_sigint(session.stop_flag):
-            result = backend.train_many(cfg, [s.seed for s in specs], [s.lr for s in specs],
-                                        supervisor=session, on_progress=on_progress,
-                                        device=args.device)
+            result = backend.train_many(cfg, specs, supervisor=session,
+                                        on_progress=on_progress, device=args.device)
         wall_seconds = session.wall_seconds()
         results = [summarize(r) for r in result.eval_returns]
         best = folder.write_eval([r.to_dict() for r in results], wall_seconds,
@@ -475,7 +475,7 @@ def _train(args: argparse.Namespace, folder: RunFolder, checkpoint: TrainingChec
         bar.close()
     for spec, res in zip(specs, results, strict=True):
         mark = "  <- best" if len(specs) > 1 and res is results[best] else ""
-        print(f"seed {spec.seed} lr {spec.lr:g}: {certification_line(cfg.env_id, res)}{mark}")
+        print(f"{spec.label(' ')}: {certification_line(cfg.env_id, res)}{mark}")
     if len(specs) > 1:
         threshold = CERTIFICATION[cfg.env_id]
         n_ok = sum(r.score >= threshold for r in results)

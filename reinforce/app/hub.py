@@ -119,13 +119,12 @@ class Evaluation:
 
 
 def hyperparameters(folder: RunFolder) -> dict:
-    """The training configuration of the exported (best) run, with its own seed and lr."""
-    best = folder.best_run() if len(folder.runs) > 1 else 0
-    spec = folder.runs[min(best, len(folder.runs) - 1)]
+    """The training configuration of the exported (best) run, with its own seed and
+    settings."""
+    best = min(folder.best_run() if len(folder.runs) > 1 else 0, len(folder.runs) - 1)
     return {
-        **folder.cfg.to_dict(),
-        "lr": spec.lr,
-        "seed": spec.seed,
+        **folder.run_config(best).to_dict(),
+        "seed": folder.runs[best].seed,
         "trained_with": folder.backend,
         **folder.arch.to_dict(),
     }

@@ -40,15 +40,7 @@ from reinforce.checkpoint import (
     read_json,
     save_weights,
 )
-from reinforce.config import ConfigError, TrainConfig
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One (seed, learning rate) pair of a training invocation."""
-
-    seed: int
-    lr: float
+from reinforce.config import ConfigError, RunSpec, TrainConfig
 
 
 @dataclass
@@ -74,7 +66,7 @@ class RunFolder:
             **self.arch.to_dict(),
             "env_id": self.cfg.env_id,
             "backend": self.backend,
-            "runs": [{"seed": r.seed, "lr": r.lr} for r in self.runs],
+            "runs": [r.to_dict() for r in self.runs],
             "train": self.cfg.to_dict(),
         }
 
@@ -94,10 +86,13 @@ class RunFolder:
         """``metrics`` and ``wall``: ``[runs, updates]`` (a backend's ``TrainResult``)."""
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["run", "seed", "lr", "update", "episodes", *METRIC_NAMES, "wall_seconds"])
+        settings = [name for name, _ in self.runs[0].settings]
+        writer.writerow(["run", "seed", *settings, "update", "episodes", *METRIC_NAMES,
+                         "wall_seconds"])
         for i, spec in enumerate(self.runs):
+            values = [_fmt(value) for _, value in spec.settings]
             for u in range(wall.shape[1]):
-                row = [i, spec.seed, spec.lr, u + 1, (u + 1) * self.cfg.batch_episodes]
+                row = [i, spec.seed, *values, u + 1, (u + 1) * self.cfg.batch_episodes]
                 row += [_fmt(getattr(metrics, name)[i][u]) for name in METRIC_NAMES]
                 row.append(f"{float(wall[i][u]):.3f}")
                 writer.writerow(row)
@@ -113,7 +108,7 @@ class RunFolder:
             "n_evaluation_episodes": n_episodes,
             "wall_seconds": round(wall_seconds, 3),
             "runs": [
-                {"seed": spec.seed, "lr": spec.lr, **res, "best": i == best}
+                {**spec.to_dict(), **res, "best": i == best}
                 for i, (spec, res) in enumerate(zip(self.runs, results, strict=True))
             ],
             "best": best,
@@ -133,7 +128,7 @@ class RunFolder:
             x = np.arange(1, len(y) + 1) * self.cfg.batch_episodes
             window = max(1, min(len(y) // 20, 100 // self.cfg.batch_episodes or 1))
             smooth = np.convolve(y, np.ones(window) / window, mode="valid")
-            label = f"seed {spec.seed}, lr {spec.lr:g}" if len(self.runs) <= 12 else None
+            label = spec.label(" ", ", ") if len(self.runs) <= 12 else None
             ax.plot(x[window - 1:], smooth, lw=1, label=label)
         ax.set_xlabel("training episodes")
         ax.set_ylabel("episodic return (moving average)")
@@ -158,7 +153,9 @@ class RunFolder:
         try:
             cfg = TrainConfig.from_dict(config["train"])
             backend = config["backend"]
-            runs = [RunSpec(int(r["seed"]), float(r["lr"])) for r in config["runs"]]
+            runs = [RunSpec.from_dict(r) for r in config["runs"]]
+            for r in runs:
+                r.config(cfg)
             int(config["observation_size"]), int(config["num_actions"])
             hidden = [int(h) for h in config.get("hidden_sizes", cfg.hidden_sizes)]
         except KeyError as exc:
@@ -207,6 +204,10 @@ class RunFolder:
             raise CheckpointError(f"run {self.path} has not finished training (stopped at "
                                   f"{at}, no model.safetensors yet); finish it with: reinforce "
                                   f"train --resume {self.path}")
+
+    def run_config(self, run: int) -> TrainConfig:
+        """The config run ``run`` trained with: the folder's, with the run's own settings."""
+        return self.runs[run].config(self.cfg)
 
     def load_weights(self, run: int | None = None) -> dict[str, np.ndarray]:
         """Weights of run ``run`` (default: the best / only one), checked against the config."""

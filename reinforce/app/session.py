@@ -39,7 +39,7 @@ from reinforce.checkpoint import (
     save_checkpoint,
     update_progress,
 )
-from reinforce.config import TrainConfig
+from reinforce.config import RunSpec, TrainConfig
 
 #: Seconds between periodic checkpoints unless told otherwise (``--checkpoint-every``).
 DEFAULT_CHECKPOINT_SECONDS = 60.0
@@ -104,7 +104,7 @@ class Session(Supervisor):
     @classmethod
     def for_run_folder(cls, path: Path, config: dict[str, Any], total_updates: int,
                        **kwargs: Any) -> Session:
-        names = [f"seed={r['seed']} lr={float(r['lr']):g}" for r in config["runs"]]
+        names = [RunSpec.from_dict(r).label() for r in config["runs"]]
         resume = kwargs.get("resume")
         if resume is not None:
             kwargs.setdefault("wall_offset", float(resume.progress.get("wall_seconds", 0.0)))

@@ -56,6 +56,9 @@ class CartPole(Environment[CartPoleState, CartPoleParams]):
     id = "CartPole-v1"
     observation_size = 4
     num_actions = 2
+    #: The cart's position and the pole's angle up to where an episode ends; the velocities
+    #: within about 3.
+    observation_range = ((-2.4, -3.0, -0.21, -3.0), (2.4, 3.0, 0.21, 3.0))
 
     def default_params(self) -> CartPoleParams:
         return CartPoleParams()

@@ -45,6 +45,9 @@ class Environment(Generic[TState, TParams]):
     num_actions: int = 0
     #: The dtype of an observation.
     observation_dtype: Any = jnp.float32
+    #: ``(low, high)``: where each observation value lies in ordinary play (not a bound the env
+    #: enforces); ``normalize_obs`` maps it to [-1, 1] inside the policy. None: not given.
+    observation_range: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
     @property
     def observation_shape(self) -> tuple[int, ...]:

@@ -564,6 +564,10 @@ class Pixelcopter(Environment[PixelcopterState, PixelcopterParams]):
     id = "Pixelcopter-PLE-v0"
     observation_size = 7
     num_actions = 2
+    #: Positions and distances within the 48 px screen (the terrain's gap is 24 px high), the
+    #: velocity within about one pixel per frame.
+    observation_range = ((0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+                         (float(_H), 1.0, _H / 2, _H / 2, float(_W), float(_H), float(_H)))
 
     #: Action indices of the real action set ``[K_w, None]``.
     UP = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reinforce.config import preset
+from reinforce.config import grid, preset
 from reinforce_jax import devices, run
 
 
@@ -57,7 +57,7 @@ def test_both_code_generators_play_the_same_episodes(monkeypatch):
     for bound in (devices.QUICK_START_STEPS, 0):  # the quick start, then compiled for speed
         monkeypatch.setattr(devices, "QUICK_START_STEPS", bound)
         monkeypatch.setattr(run, "_PROGRAMS", {})
-        results.append(run.train_many(cfg, [0, 1], [cfg.lr] * 2))
+        results.append(run.train_many(cfg, grid(cfg, [0, 1], {})[1]))
     quick, fast = results
     np.testing.assert_array_equal(quick.metrics.episodic_return, fast.metrics.episodic_return)
     np.testing.assert_array_equal(quick.eval_returns, fast.eval_returns)

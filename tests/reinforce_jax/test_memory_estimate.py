@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
 from reinforce.app import backends
 from reinforce.config import preset
 from reinforce_jax import run
+from reinforce_jax.algorithm import Hyper
 
 
 @pytest.mark.parametrize("cfg", [
@@ -20,7 +22,8 @@ from reinforce_jax import run
 def test_the_estimate_holds_what_xla_allocates_for_a_chunk(cfg, monkeypatch):
     monkeypatch.setattr(run, "_PROGRAMS", {})
     _, init, run_chunk, _ = run._programs(cfg, "cpu")
-    state = init(np.zeros(1, np.uint32), np.full(1, cfg.lr, np.float32))
+    hyper = jax.tree.map(lambda x: np.asarray(x)[None], Hyper.of(cfg))
+    state = init(np.zeros(1, np.uint32), hyper)
     allocated = run_chunk.lower(state, 2).compile().memory_analysis().temp_size_in_bytes
     estimate = backends.get("jax").memory(cfg, 1, "cpu")
     training = sum(p.bytes for p in estimate.parts

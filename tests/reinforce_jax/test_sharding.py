@@ -13,13 +13,13 @@ import pytest
 SCRIPT = r"""
 import json, sys
 import jax, numpy as np
-from reinforce.config import preset
+from reinforce.config import RunSpec, preset
 from reinforce_jax.run import train_many
 cfg = preset("fast", "CartPole-v1").replace(n_training_episodes=48, batch_episodes=4,
                                             chunk_updates=4, n_evaluation_episodes=8)
 seeds = [0, 1, 2, 3, 4, 5]  # 6 runs: padded to 8 on 4 devices
 lrs = [0.05, 0.02, 0.05, 0.02, 0.05, 0.02]
-r = train_many(cfg, seeds, lrs)
+r = train_many(cfg, [RunSpec.of(s, lr=lr) for s, lr in zip(seeds, lrs)])
 print(json.dumps({
     "devices": len(jax.devices()),
     "metrics": {k: np.asarray(v).tolist() for k, v in r.metrics._asdict().items()},
