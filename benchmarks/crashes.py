@@ -1,6 +1,6 @@
 """``python -m benchmarks.crashes RUN_DIR``: why a trained Pixelcopter agent's episodes end.
 
-A Pixelcopter score is decided by the agent's crash rate per frame (see the README). For every
+A Pixelcopter score is decided by the agent's crash rate per frame (docs/benchmarks.md). For every
 run of a Pixelcopter run folder this plays episodes of the stochastic policy (as it is
 evaluated) up to ``max_t`` frames and reports:
 

@@ -87,7 +87,7 @@ def discounted_returns(
     The implementation is chosen per platform when the program is lowered
     (``jax.lax.platform_dependent``): the sequential scan on a CPU, the parallel scan
     elsewhere (GPU, TPU). Both agree with the float64 oracle to float32 rounding; which is
-    faster where was measured (README, "Returns on each platform").
+    faster where was measured (docs/scale.md, "Returns on each platform").
     """
     return jax.lax.platform_dependent(rewards, dones, gamma, bootstrap,
                                       cpu=discounted_returns_scan,

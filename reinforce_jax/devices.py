@@ -167,7 +167,7 @@ def any_process(flag: bool) -> bool:
 #: compiled for a quick start rather than for speed (:func:`compiler_options`).
 QUICK_START_STEPS = 4_000_000
 
-#: XLA's CPU option that picks its older code generator (README, "Compilation").
+#: XLA's CPU option that picks its older code generator (docs/scale.md, "Compilation").
 _OLDER_CODEGEN = {"xla_cpu_use_fusion_emitters": False}
 
 
@@ -176,7 +176,7 @@ def compiler_options(platform: str | None = None, steps: int | None = None
     """XLA options for the trainer's programs. On the CPU: LLVM optimization level 1, which
     compiles faster than the default level and runs as fast; and for a program that plays at
     most :data:`QUICK_START_STEPS` env steps per run (``steps``; None: no bound), XLA's older
-    code generator, which compiles in about half the time and runs about 15% slower (README,
+    code generator, which compiles in about half the time and runs about 15% slower (docs/scale.md,
     "Compilation"), where this jaxlib has it. Other platforms keep their defaults.
     ``platform`` defaults to JAX's default.
     """

@@ -79,8 +79,8 @@ def conv_valid(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
     s*s*C]`` and the convolution one of kernel ``k/s`` at stride 1: a sum of ``(k/s)**2``
     products of shifted blocks with slices of the kernel. Its value is the convolution's, up to
     float32 rounding, and its gradient is matrix products too, which XLA's CPU backend runs
-    much faster than a convolution's gradient, above all inside a compiled loop (README,
-    pixels). Other strides use the convolution itself.
+    much faster than a convolution's gradient, above all inside a compiled loop (docs/pixels.md).
+    Other strides use the convolution itself.
     """
     k, c, f = kernel.shape[0], kernel.shape[2], kernel.shape[3]
     if k % stride:

@@ -30,7 +30,7 @@ CFG = preset("fast", "Pixelcopter-PLE-v0").replace(
     max_grad_norm=0.0)
 #: Adam divides each gradient by its own scale: where a gradient is ~1e-8 (a conv weight seen
 #: through a dead ReLU), float32 rounding moves its step by up to lr x 1e-3 on the CPU, and on
-#: a GPU, whose convolutions sum in another order, by up to lr x 0.05 (README, On a GPU).
+#: a GPU, whose convolutions sum in another order, by up to lr x 0.05 (docs/scale.md, On a GPU).
 UPDATE_ATOL = CFG.lr / 300 if jax.default_backend() == "cpu" else CFG.lr / 10
 
 

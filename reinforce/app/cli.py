@@ -499,7 +499,7 @@ def _one_line(exc: Exception, session: Session | None = None) -> Exception:
     if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text:
         first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
         return TooBigError(f"out of memory: {first[:300]}; train with smaller settings (the "
-                           "largest parts of the memory estimate are in the README)")
+                           "largest parts of the memory estimate are in docs/troubleshooting.md)")
     return exc
 
 
