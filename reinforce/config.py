@@ -377,14 +377,22 @@ def grid(base: TrainConfig, seeds: list[int], values: dict[str, list[float]]
                           f"{', '.join(SWEEPABLE)} can")
     names = [n for n in SWEEPABLE if n in values or n == "lr"]
     lists = [list(values.get(n, [getattr(base, n)])) for n in names]
-    runs = [RunSpec(seed, tuple(zip(names, combo, strict=True)))
-            for combo in itertools.product(*lists) for seed in seeds]
-    for combo in itertools.product(*lists):
-        base.replace(**dict(zip(names, combo, strict=True)))  # validates every combination
-    return runs[0].config(base), runs
+    combos = [tuple(zip(names, combo, strict=True)) for combo in itertools.product(*lists)]
+    for settings in combos:
+        base.replace(**dict(settings))  # validates every combination
+    return base.replace(**dict(combos[0])), [RunSpec(seed, settings) for settings in combos
+                                             for seed in seeds]
 
 
 # --- presets -------------------------------------------------------------------------------
+
+#: Pixelcopter's fast preset, which its long preset trains for longer.
+_PIXELCOPTER_FAST = TrainConfig(
+    env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), normalize_obs=True, lr=6e-3,
+    gamma=0.97, n_training_episodes=32 * 2500, max_t=10000, batch_episodes=32, lr_decay=True,
+    baseline="value", entropy_coef=0.01, max_grad_norm=0.5, segment_steps=1024,
+    chunk_updates=100,
+)
 
 PRESETS: dict[str, dict[str, TrainConfig]] = {
     # The course's hyper-parameters (Deep RL course, Unit 4), one episode per update.
@@ -407,21 +415,11 @@ PRESETS: dict[str, dict[str, TrainConfig]] = {
             baseline="time", chunk_updates=10,
         ),
         # A learned value baseline on scaled inputs, entropy, clipping: certifies in minutes.
-        "Pixelcopter-PLE-v0": TrainConfig(
-            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), normalize_obs=True, lr=6e-3,
-            gamma=0.97, n_training_episodes=32 * 2500, max_t=10000, batch_episodes=32,
-            lr_decay=True, baseline="value", entropy_coef=0.01, max_grad_norm=0.5,
-            segment_steps=1024, chunk_updates=100,
-        ),
+        "Pixelcopter-PLE-v0": _PIXELCOPTER_FAST,
     },
     # Pixelcopter: the fast preset trained 7 times longer, for the lowest crash rate.
     "long": {
-        "Pixelcopter-PLE-v0": TrainConfig(
-            env_id="Pixelcopter-PLE-v0", hidden_sizes=(64, 128), normalize_obs=True, lr=6e-3,
-            gamma=0.97, n_training_episodes=32 * 18000, max_t=10000, batch_episodes=32,
-            lr_decay=True, baseline="value", entropy_coef=0.01, max_grad_norm=0.5,
-            segment_steps=1024, chunk_updates=100,
-        ),
+        "Pixelcopter-PLE-v0": _PIXELCOPTER_FAST.replace(n_training_episodes=32 * 18000),
     },
     # Pixelcopter through its frames (a CNN on the last 2 gray frames), for a 2-core CPU:
     # small batches, so that many updates fit in well under an hour (docs/pixels.md).

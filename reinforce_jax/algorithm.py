@@ -317,12 +317,13 @@ def compute_returns(rollout: Rollout, n_played: jax.Array, gamma: float | jax.Ar
 
 def compute_weights(
     rollout: Rollout, n_played: jax.Array, gamma: float | jax.Array, normalize: bool,
-    baseline: str = "none", values: jax.Array | None = None,
+    baseline: str = "none", values: jax.Array | None = None, G: jax.Array | None = None,
 ) -> jax.Array:
-    """Reward-to-go of every step, less the baseline (``values``: V(s) of every step, for the
-    value baseline), normalized if asked, ``[n_chunks, chunk_len, B]``."""
-    return returns.weigh(compute_returns(rollout, n_played, gamma), rollout.valid, normalize,
-                         baseline, values)
+    """Reward-to-go of every step (``G`` if already computed), less the baseline (``values``:
+    V(s) of every step, for the value baseline), normalized if asked,
+    ``[n_chunks, chunk_len, B]``."""
+    G = compute_returns(rollout, n_played, gamma) if G is None else G
+    return returns.weigh(G, rollout.valid, normalize, baseline, values)
 
 
 def chunk_values(value_net: Policy, value_params: Any, obs: jax.Array, n_played: jax.Array
@@ -552,7 +553,8 @@ class Trainer:
         G = compute_returns(rollout, n_played, hyper.gamma)
         values = (None if self.value_net is None else
                   chunk_values(self.value_net, state.value_params, rollout.obs, n_played))
-        weights = returns.weigh(G, rollout.valid, cfg.normalize_returns, cfg.baseline, values)
+        weights = compute_weights(rollout, n_played, hyper.gamma, cfg.normalize_returns,
+                                  cfg.baseline, values, G)
         terms, grads = loss_gradient(self.policy, self.value_net, state.params,
                                      state.value_params, rollout, weights, G, n_played,
                                      hyper.entropy_coef, hyper.value_coef)
