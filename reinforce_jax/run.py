@@ -3,9 +3,8 @@
 :func:`train_many` trains every (seed, learning rate) run of one config side by side in one
 program (``vmap`` over runs, sharded over the devices by ``reinforce_jax.devices``). It calls
 the algorithm's :meth:`~reinforce_jax.algorithm.Trainer.run` on compiled chunks of
-``cfg.chunk_updates`` updates, and between chunks reports progress, checks that nothing went
-non-finite, checkpoints and honours stop requests (``reinforce.backend.Supervisor``). Then it
-evaluates every run.
+``cfg.chunk_updates`` updates under the run loop both backends share (``reinforce.loop``:
+checkpoints, stop requests, non-finite values, progress). Then it evaluates every run.
 """
 
 from __future__ import annotations
@@ -24,14 +23,13 @@ from reinforce.backend import (
     Metrics,
     Supervisor,
     TrainResult,
-    check_backend,
     evaluation_seed,
     first_non_finite,
     run_arrays,
-    run_series,
 )
 from reinforce.checkpoint import CheckpointError, TrainingCheckpoint, take
 from reinforce.config import RunSpec, TrainConfig
+from reinforce.loop import Boundary, NonFinite, checkpoint_runs, drive
 from reinforce_jax.algorithm import Hyper, Trainer, TrainState, program_config
 from reinforce_jax.devices import (
     any_process,
@@ -73,87 +71,94 @@ def train_many(
     chunks always start at multiples of ``cfg.chunk_updates``, so a resumed run runs the very
     chunks of an uninterrupted one and ends with the same numbers.
     """
-    start = time.perf_counter()
-    n_runs = len(runs)
-    devices = run_devices(n_runs, device)
-    trainer, init, run_chunk, evaluate = _programs(cfg, devices[0].platform)
     supervisor = supervisor or Supervisor.for_runs(runs, cfg.n_updates)
-    n_dev = len(devices)
-    padded = -(-n_runs // n_dev) * n_dev  # pad the runs axis to a multiple of the devices
+    updates = _Chunks(cfg, runs, supervisor, device)
+    drive(updates, supervisor, on_progress)
+    return updates.result()
 
-    def pad(values: list, dtype) -> jax.Array:
-        return shard_runs(np.asarray(list(values) + [values[-1]] * (padded - n_runs), dtype),
-                          devices)
 
-    seeds_p = pad([spec.seed for spec in runs], np.uint32)
-    hypers = [Hyper.of(spec.config(cfg)) for spec in runs]
-    hyper_p = Hyper(*(pad([getattr(h, name) for h in hypers], np.asarray(value).dtype)
-                      for name, value in zip(Hyper._fields, hypers[0], strict=True)))
-    eval_seeds = pad([evaluation_seed(spec.seed) for spec in runs], np.uint32)
-    chunks: list[Metrics] = []
-    wall: list[float] = []
-    if supervisor.resume is not None:
-        host, chunks, wall = restore(_state_template(trainer), supervisor.resume, n_runs)
-        host = jax.tree.map(lambda x: np.concatenate([x] + [x[-1:]] * (padded - n_runs)), host)
-    done = len(wall)
-    # Every program this run needs compiles in the background from the start (XLA compiles a
-    # program on about one and a half cores): the chunk programs while the state is
-    # initialised, the evaluation while training runs.
-    compiling = _compile_ahead(cfg, seeds_p, hyper_p, eval_seeds, devices, done)
-    if supervisor.resume is None:
-        state = init(seeds_p, hyper_p)
-    else:
-        state = host._replace(key=jax.random.wrap_key_data(host.key), hyper=hyper_p)
-    state = shard_runs(state, devices)
-    if on_progress is not None and done:
-        on_progress(done, float(chunks[-1].episodic_return[:, -1].mean()))
+class _Chunks:
+    """The JAX side of the run loop (``reinforce.loop.Updates``): one compiled chunk of
+    ``cfg.chunk_updates`` updates of every run per step."""
 
-    def label(u: int) -> str:
-        return f"update {u}/{cfg.n_updates}"
+    def __init__(self, cfg: TrainConfig, runs: list[RunSpec], supervisor: Supervisor,
+                 device: str):
+        self.start = time.perf_counter()
+        self.cfg, self.n_runs, self.wall_offset = cfg, len(runs), supervisor.wall_offset
+        self.devices = devices = run_devices(self.n_runs, device)
+        trainer, init, self.run_chunk, self.evaluate = _programs(cfg, devices[0].platform)
+        n_dev = len(devices)
+        padded = -(-self.n_runs // n_dev) * n_dev  # pad the runs axis to a multiple of devices
 
-    # The state on the host, taken at the same points in every process (with several processes
-    # this gathers); checkpoints are written from it, so saving never touches the devices.
-    host = to_host(state)
+        def pad(values: list, dtype) -> jax.Array:
+            return shard_runs(np.asarray(list(values) + [values[-1]] * (padded - self.n_runs),
+                                         dtype), devices)
 
-    def save(status: str = "running") -> None:
-        supervisor.save(lambda: checkpoint_arrays(host, chunks, wall, n_runs), done, label(done),
-                        status)
+        seeds_p = pad([spec.seed for spec in runs], np.uint32)
+        hypers = [Hyper.of(spec.config(cfg)) for spec in runs]
+        hyper_p = Hyper(*(pad([getattr(h, name) for h in hypers], np.asarray(value).dtype)
+                          for name, value in zip(Hyper._fields, hypers[0], strict=True)))
+        self.eval_seeds = pad([evaluation_seed(spec.seed) for spec in runs], np.uint32)
+        self.chunks: list[Metrics] = []
+        self.wall: list[float] = []
+        if supervisor.resume is not None:
+            host, self.chunks, self.wall = restore(_state_template(trainer), supervisor.resume,
+                                                   self.n_runs)
+            host = jax.tree.map(
+                lambda x: np.concatenate([x] + [x[-1:]] * (padded - self.n_runs)), host)
+        self.done, self.total = len(self.wall), cfg.n_updates
+        # Every program this run needs compiles in the background from the start (XLA
+        # compiles a program on about one and a half cores): the chunk programs while the
+        # state is initialised, the evaluation while training runs.
+        self.compiling = _compile_ahead(cfg, seeds_p, hyper_p, self.eval_seeds, devices,
+                                        self.done)
+        if supervisor.resume is None:
+            state = init(seeds_p, hyper_p)
+        else:
+            state = host._replace(key=jax.random.wrap_key_data(host.key), hyper=hyper_p)
+        self.state = shard_runs(state, devices)
+        # The state on the host, taken at the same points in every process (with several
+        # processes this gathers); checkpoints are written from it, never touching the devices.
+        self.host = to_host(self.state)
 
-    if supervisor.last_saved is None:
-        save()  # the first checkpoint: training has started
-    while done < cfg.n_updates:
-        stop_here = supervisor.should_stop(done)
-        if any_process(stop_here):
-            if not stop_here:  # another process was interrupted (Ctrl-C): so is this one
-                supervisor.stop_flag.set()
-            if supervisor.last_saved != done:
-                save("interrupted" if supervisor.stop_flag.is_set() else "stopped")
-            raise supervisor.stopped(label(done))
-        n = min(cfg.chunk_updates, cfg.n_updates - done)
-        compiling.wait(("chunk", n))
-        new_state, metrics = run_chunk(state, n)
-        metrics = jax.tree.map(lambda x: x[:n_runs], to_host(metrics))  # waits for it
-        host = to_host(new_state)
-        check_finite(supervisor, host, metrics, n_runs, done, cfg.n_updates)
+    def step(self) -> Boundary:
+        n = min(self.cfg.chunk_updates, self.total - self.done)
+        self.compiling.wait(("chunk", n))
+        new_state, metrics = self.run_chunk(self.state, n)
+        metrics = jax.tree.map(lambda x: x[:self.n_runs], to_host(metrics))  # waits for it
+        self.host = to_host(new_state)
+        check_finite(self.host, metrics, self.n_runs, self.done, self.total)
         # The same sharding in every chunk's input (jit may return a leaf replicated), so the
         # chunk program compiles once.
-        state = shard_runs(new_state, devices)
-        chunks.append(metrics)
-        done += n
-        wall += [supervisor.wall_offset + time.perf_counter() - start] * n
-        if on_progress is not None:
-            on_progress(done, float(metrics.episodic_return[:, -max(1, n // 5):].mean()))
-        if supervisor.due() and done < cfg.n_updates:
-            save()
-    if supervisor.last_saved != done:
-        save("trained")
-    metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *chunks)
+        self.state = shard_runs(new_state, self.devices)
+        self.chunks.append(metrics)
+        self.done += n
+        self.wall += [self.wall_offset + time.perf_counter() - self.start] * n
+        return Boundary.CHUNK
 
-    compiling.wait(("evaluate",))
-    eval_returns = to_host(evaluate(state.params, eval_seeds, cfg.n_evaluation_episodes))
-    weights = [to_export(jax.tree.map(lambda x: x[i], host.params)) for i in range(n_runs)]
-    return TrainResult(weights, metrics, np.tile(np.asarray(wall), (n_runs, 1)),
-                       eval_returns[:n_runs])
+    def label(self) -> str:
+        return f"update {self.done}/{self.total}"
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return checkpoint_arrays(self.host, self.chunks, self.wall, self.n_runs)
+
+    def recent_return(self) -> float:
+        last = self.chunks[-1].episodic_return
+        return float(last[:, -max(1, last.shape[1] // 5):].mean())
+
+    def agree(self, stop: bool) -> bool:
+        return any_process(stop)
+
+    def result(self) -> TrainResult:
+        """Every run's weights, metrics and wall times, and its evaluation (run here)."""
+        metrics = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *self.chunks)
+        self.compiling.wait(("evaluate",))
+        eval_returns = to_host(self.evaluate(self.state.params, self.eval_seeds,
+                                             self.cfg.n_evaluation_episodes))
+        weights = [to_export(jax.tree.map(lambda x: x[i], self.host.params))
+                   for i in range(self.n_runs)]
+        return TrainResult(weights, metrics, np.tile(np.asarray(self.wall), (self.n_runs, 1)),
+                           eval_returns[:self.n_runs])
 
 
 _PROGRAMS: dict[tuple[TrainConfig, str], tuple] = {}
@@ -257,11 +262,10 @@ def restore(template: TrainState, checkpoint: TrainingCheckpoint, n_runs: int,
     """``(stacked state with raw key, [metrics so far], wall)`` from a checkpoint of
     :func:`train_many`; every array is checked against ``template`` (shapes and dtypes of one
     run's state, e.g. from ``jax.eval_shape``)."""
-    check_backend(checkpoint, "jax", source)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     names = [jax.tree_util.keystr(path)[1:] for path, _ in leaves]
-    runs = [run_series(checkpoint, r, source) for r in range(n_runs)]
-    if any(run is None for run in runs) or run_series(checkpoint, n_runs, source) is not None:
+    runs = checkpoint_runs(checkpoint, "jax", n_runs, source)
+    if len(runs) != n_runs:
         raise CheckpointError(f"{source} does not hold the state of exactly {n_runs} run(s)")
     unexpected = sorted(set(runs[0].state) - set(names) - set(LEGACY_ARRAYS))
     if unexpected:
@@ -281,16 +285,16 @@ def restore(template: TrainState, checkpoint: TrainingCheckpoint, n_runs: int,
     return state, ([metrics] if done else []), [float(w) for w in runs[0].wall]
 
 
-def check_finite(supervisor: Supervisor, host: TrainState, metrics: Metrics, n_runs: int,
-                 done: int, n_updates: int) -> None:
-    """Raise the supervisor's non-finite error if a chunk left a non-finite loss, weight or
+def check_finite(host: TrainState, metrics: Metrics, n_runs: int, done: int, n_updates: int
+                 ) -> None:
+    """Raise ``reinforce.loop.NonFinite`` if a chunk left a non-finite loss, weight or
     optimizer moment (the gradients go into the moments) in any run (``host``: the state on the
     host, from ``to_host``)."""
     bad = ~np.isfinite(metrics.policy_loss)  # [runs, n]
     if bad.any():
         u = int(bad.any(axis=0).argmax())
-        raise supervisor.non_finite("policy loss", f"update {done + u + 1}/{n_updates}",
-                                    int(bad[:, u].argmax()))
+        raise NonFinite("policy loss", f"update {done + u + 1}/{n_updates}",
+                        int(bad[:, u].argmax()))
     n = metrics.policy_loss.shape[1]
     for what, tree in (("weight", (host.params, host.value_params)),
                        ("gradient (Adam moment)", (host.opt_state, host.value_opt_state))):
@@ -298,8 +302,7 @@ def check_finite(supervisor: Supervisor, host: TrainState, metrics: Metrics, n_r
         found = first_non_finite({jax.tree_util.keystr(p): x[:n_runs] for p, x in leaves})
         if found is not None:
             name, run = found
-            raise supervisor.non_finite(f"{what} {name}",
-                                        f"updates {done + 1}-{done + n}/{n_updates}", run)
+            raise NonFinite(f"{what} {name}", f"updates {done + 1}-{done + n}/{n_updates}", run)
 
 
 def _state_template(trainer: Trainer) -> TrainState:

@@ -2,8 +2,8 @@
 
 :func:`train_many` trains every (seed, learning rate) run of one config with the algorithm's
 :class:`~reinforce_torch.algorithm.Trainer`, one run after the other, and evaluates each when
-it is done. Between updates it reports progress, checks that nothing went non-finite,
-checkpoints and honours stop requests (``reinforce.backend.Supervisor``).
+it is done, under the run loop both backends share (``reinforce.loop``: checkpoints, stop
+requests, non-finite values, progress).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from reinforce.backend import (
     RunSeries,
     Supervisor,
     TrainResult,
-    check_backend,
     evaluation_seed,
     run_arrays,
     run_series,
 )
 from reinforce.checkpoint import CheckpointError, TrainingCheckpoint
 from reinforce.config import RunSpec, TrainConfig
+from reinforce.loop import Boundary, NonFinite, checkpoint_runs, drive
 from reinforce_torch.algorithm import Trainer
 
 #: Errors torch raises on non-finite values, and what they mean.
@@ -55,81 +55,106 @@ def train_many(
     ``supervisor.non_finite``; ``supervisor.resume`` continues a checkpoint, ending with
     exactly the numbers of an uninterrupted run.
     """
-    start = time.perf_counter()
-    n_runs, n_updates = len(runs), cfg.n_updates
-    supervisor = supervisor or Supervisor.for_runs(runs, n_runs * n_updates)
-    finished: list[dict[str, np.ndarray]] = []  # finished runs' checkpoint arrays
-    current: RunSeries | None = None
-    if supervisor.resume is not None:
-        finished, current = restore(supervisor.resume, cfg, n_runs)
-    total = len(finished) * n_updates + (len(current.wall) if current else 0)
-
-    def label(r: int, u: int) -> str:
-        return f"update {u}/{n_updates}" + (f" of run {r + 1}/{n_runs}" if n_runs > 1 else "")
-
-    def save(r: int, trainer: Trainer | None, series: list[Metrics], times: list[float],
-             status: str = "running") -> None:
-        def arrays() -> dict[str, np.ndarray]:
-            out = {k: v for run in finished for k, v in run.items()}
-            if trainer is not None:
-                out.update(run_arrays(r, trainer.state_arrays(), _stack(series), times))
-            return out
-
-        where = label(r, len(series)) if trainer else label(r - 1, n_updates)
-        supervisor.save(arrays, total, where, status)
-
-    def report(series: list[Metrics]) -> None:
-        if on_progress is not None and series:
-            recent = series[-max(1, min(len(series), cfg.chunk_updates) // 5):]
-            on_progress(total, sum(m.episodic_return for m in recent) / len(recent))
-
-    first = len(finished)
-    for r in range(first, n_runs):
-        trainer = Trainer(runs[r].config(cfg), runs[r].seed, device)
-        series: list[Metrics] = []
-        times: list[float] = []
-        if current is not None and r == first:
-            trainer.load_state_arrays(current.state, "the checkpoint")
-            series = [Metrics(*(getattr(current.metrics, m)[u].item() for m in METRIC_NAMES))
-                      for u in range(len(current.wall))]
-            times = [float(t) for t in current.wall]
-            report(series)
-        elif supervisor.last_saved is None:
-            save(r, trainer, series, times)  # the first checkpoint: training has started
-        while len(series) < n_updates:
-            if supervisor.should_stop(total):
-                if supervisor.last_saved != total:
-                    save(r, trainer, series, times,
-                         "interrupted" if supervisor.stop_flag.is_set() else "stopped")
-                raise supervisor.stopped(label(r, len(series)))
-            try:
-                m = trainer.update()
-            except RuntimeError as exc:  # torch refuses some non-finite values itself
-                if (what := _non_finite_error(exc)) is None:
-                    raise
-                raise supervisor.non_finite(what, label(r, len(series) + 1), r) from None
-            if (what := trainer.non_finite(m)) is not None:
-                raise supervisor.non_finite(what, label(r, len(series) + 1), r)
-            series.append(m)
-            times.append(supervisor.wall_offset + time.perf_counter() - start)
-            total += 1
-            if len(series) % cfg.chunk_updates == 0 or len(series) == n_updates:
-                report(series)
-                if supervisor.due() and len(series) < n_updates:
-                    save(r, trainer, series, times)
-        eval_returns = trainer.evaluate(cfg.n_evaluation_episodes,
-                                        evaluation_seed(runs[r].seed))
-        finished.append(run_arrays(r, trainer.state_arrays(), _stack(series), times,
-                                   eval_returns))
-        save(r + 1, None, series, times, "trained" if r + 1 == n_runs else "running")
-    runs = [_series(run, r) for r, run in enumerate(finished)]
+    n_runs = len(runs)
+    supervisor = supervisor or Supervisor.for_runs(runs, n_runs * cfg.n_updates)
+    updates = _RunsInTurn(cfg, runs, supervisor, device)
+    drive(updates, supervisor, on_progress)
+    finished = [_series(run, r) for r, run in enumerate(updates.finished)]
     return TrainResult(
-        weights=[_weights(run.state) for run in runs],
-        metrics=Metrics(*(np.stack([getattr(run.metrics, m) for run in runs])
+        weights=[_weights(run.state) for run in finished],
+        metrics=Metrics(*(np.stack([getattr(run.metrics, m) for run in finished])
                           for m in METRIC_NAMES)),
-        wall=np.stack([run.wall for run in runs]),
-        eval_returns=np.stack([run.eval_returns for run in runs]),
+        wall=np.stack([run.wall for run in finished]),
+        eval_returns=np.stack([run.eval_returns for run in finished]),
     )
+
+
+class _RunsInTurn:
+    """The torch side of the run loop (``reinforce.loop.Updates``): one update of the run in
+    progress per step; a run ends with its evaluation, and the next one starts at the next
+    step."""
+
+    def __init__(self, cfg: TrainConfig, runs: list[RunSpec], supervisor: Supervisor,
+                 device: str):
+        self.cfg, self.runs, self.device = cfg, runs, device
+        self.wall_offset = supervisor.wall_offset
+        self.start = time.perf_counter()
+        self.finished: list[dict[str, np.ndarray]] = []  # finished runs' checkpoint arrays
+        current: RunSeries | None = None
+        if supervisor.resume is not None:
+            self.finished, current = restore(supervisor.resume, cfg, len(runs))
+        self.total = len(runs) * cfg.n_updates
+        self.r = len(self.finished)  # the run in progress (or the last one, when all are done)
+        self.trainer: Trainer | None = None
+        self.series: list[Metrics] = []
+        self.times: list[float] = []
+        if self.r < len(runs):
+            self._start_run()
+            if current is not None:
+                self.trainer.load_state_arrays(current.state, "the checkpoint")
+                self.series = [Metrics(*(getattr(current.metrics, m)[u].item()
+                                         for m in METRIC_NAMES))
+                               for u in range(len(current.wall))]
+                self.times = [float(t) for t in current.wall]
+        elif self.finished:  # all trained: the last run's metrics, for the progress bar
+            last = _series(self.finished[-1], self.r - 1)
+            self.series = [Metrics(*(getattr(last.metrics, m)[u].item() for m in METRIC_NAMES))
+                           for u in range(len(last.wall))]
+        self.done = len(self.finished) * cfg.n_updates + len(self.times)
+
+    def _start_run(self) -> None:
+        spec = self.runs[self.r]
+        self.trainer = Trainer(spec.config(self.cfg), spec.seed, self.device)
+        self.series, self.times = [], []
+
+    def step(self) -> Boundary:
+        if self.trainer is None:  # the previous run ended: the next one starts
+            self.r += 1
+            self._start_run()
+        n_updates = self.cfg.n_updates
+        where = self._label(len(self.series) + 1)
+        try:
+            m = self.trainer.update()
+        except RuntimeError as exc:  # torch refuses some non-finite values itself
+            if (what := _non_finite_error(exc)) is None:
+                raise
+            raise NonFinite(what, where, self.r) from None
+        if (what := self.trainer.non_finite(m)) is not None:
+            raise NonFinite(what, where, self.r)
+        self.series.append(m)
+        self.times.append(self.wall_offset + time.perf_counter() - self.start)
+        self.done += 1
+        if len(self.series) == n_updates:
+            eval_returns = self.trainer.evaluate(self.cfg.n_evaluation_episodes,
+                                                 evaluation_seed(self.runs[self.r].seed))
+            self.finished.append(run_arrays(self.r, self.trainer.state_arrays(),
+                                            _stack(self.series), self.times, eval_returns))
+            self.trainer = None
+            return Boundary.RUN
+        return Boundary.CHUNK if len(self.series) % self.cfg.chunk_updates == 0 \
+            else Boundary.NONE
+
+    def _label(self, u: int) -> str:
+        n_runs = len(self.runs)
+        return (f"update {u}/{self.cfg.n_updates}"
+                + (f" of run {self.r + 1}/{n_runs}" if n_runs > 1 else ""))
+
+    def label(self) -> str:
+        return self._label(len(self.series))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {k: v for run in self.finished for k, v in run.items()}
+        if self.trainer is not None:
+            out.update(run_arrays(self.r, self.trainer.state_arrays(), _stack(self.series),
+                                  self.times))
+        return out
+
+    def recent_return(self) -> float:
+        recent = self.series[-max(1, min(len(self.series), self.cfg.chunk_updates) // 5):]
+        return sum(m.episodic_return for m in recent) / max(1, len(recent))
+
+    def agree(self, stop: bool) -> bool:
+        return stop
 
 
 def _non_finite_error(exc: RuntimeError) -> str | None:
@@ -154,17 +179,13 @@ def _weights(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def restore(checkpoint: TrainingCheckpoint, cfg: TrainConfig, n_runs: int,
             source: str = "the checkpoint") -> tuple[list[dict[str, np.ndarray]], RunSeries | None]:
-    """``(finished runs' arrays, the current run's series or None)`` of a checkpoint."""
-    check_backend(checkpoint, "torch", source)
+    """``(finished runs' arrays, the current run's series or None)`` of a checkpoint: runs
+    0..k-1 finished (evaluated), then at most the run in progress."""
     finished: list[dict[str, np.ndarray]] = []
     current = None
-    for r in range(n_runs + 1):
-        run = run_series(checkpoint, r, source)
-        if run is None:
-            break
-        if r == n_runs or current is not None:
-            raise CheckpointError(f"{source} holds a run after the one in progress, or more "
-                                  f"than {n_runs} run(s)")
+    for r, run in enumerate(checkpoint_runs(checkpoint, "torch", n_runs, source)):
+        if current is not None:
+            raise CheckpointError(f"{source} holds a run after the one in progress")
         if run.eval_returns is None:
             current = run
             continue
