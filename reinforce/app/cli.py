@@ -9,63 +9,32 @@ checkpoint; Ctrl-C saves a checkpoint and exits with 130; ``train --resume RUN_D
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import io
-import math
-import shutil
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reinforce.app import backends
-from reinforce.app.evaluation import evaluate_run
+from reinforce.app import backends, training
 from reinforce.app.hub import DEFAULT_EPISODES, DEFAULT_SEED, HubError, push
-from reinforce.app.runs import RunFolder, new_run_path
-from reinforce.app.session import (
-    DEFAULT_CHECKPOINT_SECONDS,
-    Session,
-    check_resumable,
-    run_identity,
-    stop_on_sigint,
-)
+from reinforce.app.session import DEFAULT_CHECKPOINT_SECONDS
+from reinforce.app.training import UsageError
 from reinforce.app.video import DEFAULT_FPS, VideoError, record_run
-from reinforce.architecture import architecture
-from reinforce.backend import Backend, TrainingError, TrainingStopped
-from reinforce.checkpoint import (
-    CHECKPOINT_DIR,
-    STATE_NAME,
-    CheckpointError,
-    DiskFullError,
-    TrainingCheckpoint,
-    disk_full,
-    load_checkpoint,
-    make_writable_dir,
-)
+from reinforce.backend import TrainingError, TrainingStopped
+from reinforce.checkpoint import CheckpointError, DiskFullError
 from reinforce.config import (
-    CERTIFICATION,
     DEFAULT_PRESET,
     DEVICES,
     PRESETS,
-    SWEEPABLE,
     ConfigError,
-    RunSpec,
     TrainConfig,
     flag_of,
     float_text,
-    grid,
-    preset,
 )
-from reinforce.envs import ENV_IDS, UnknownEnvError
-from reinforce.evaluation import certification_line, summarize
-from reinforce.memory import TooBigError
+from reinforce.envs import UnknownEnvError
+from reinforce.evaluation import certification_line
 from reinforce_jax.devices import init_distributed, use_compile_cache, use_host_cores
 
-
-class UsageError(Exception):
-    """Bad input from the user: reported on one line, exit code 2."""
+__all__ = ["UsageError", "build_parser", "main"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -209,32 +178,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings given on the command line (TrainConfig fields; a list for a
+    sweepable setting), for ``reinforce.app.training.train``."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if f.name != "env_id" and getattr(args, f.name) is not None}
+
+
+def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(env_id=args.env_id if args.env_id is not None else "CartPole-v1",
+                backend=args.backend if args.backend is not None else "jax",
+                preset=args.preset, seed=args.seed if args.seed is not None else 0,
+                seeds=args.seeds if args.seeds is not None else 1, device=args.device,
+                **settings_from_args(args))
+
+
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, list[float]]]:
-    """The config (the preset, then every setting given, the first value of a list) and the
-    settings given several values (``SWEEPABLE``: each run has its own), with their values."""
+    """The config of ``reinforce train``'s options and the settings it sweeps
+    (``reinforce.app.training.make_config``)."""
     env_id = args.env_id if args.env_id is not None else "CartPole-v1"
-    if env_id not in ENV_IDS:
-        raise UsageError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
-    cfg = preset(args.preset if args.preset is not None else DEFAULT_PRESET, env_id)
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-             if f.name != "env_id" and getattr(args, f.name) is not None}
-    sweeps = {name: values for name, values in given.items()
-              if name in SWEEPABLE and len(values) > 1}
-    cfg = cfg.replace(**{name: values[0] if name in SWEEPABLE else values
-                         for name, values in given.items()})
-    return cfg, sweeps
+    return training.make_config(env_id, args.preset, settings_from_args(args))
 
 
-def _prepare_out(path: Path | None, cfg: TrainConfig, backend: str) -> Path:
-    path = path if path is not None else new_run_path(Path("runs"), cfg.env_id, backend)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"output folder {path} already exists and is not empty; "
-                         "choose another --out")
-    try:
-        make_writable_dir(path)
-    except OSError as exc:
-        raise UsageError(f"cannot write to output folder {path}: {exc.strerror}") from None
-    return path
+def plan_train(args: argparse.Namespace) -> training.TrainPlan:
+    """The checked plan of ``reinforce train``'s options; nothing is written."""
+    return training.plan(**_plan_kwargs(args))
 
 
 def train_settings() -> list[tuple[str, str]]:
@@ -249,7 +217,7 @@ def train_settings() -> list[tuple[str, str]]:
 def _join_processes(args: argparse.Namespace) -> int:
     """Join the other processes if ``--coordinator`` is given; this process's index (0 alone).
 
-    Called before JAX starts (after :func:`_start_jax`)."""
+    Called before JAX starts (after ``use_host_cores``)."""
     given = [f"--{name.replace('_', '-')}" for name in ("num_processes", "process_id")
              if getattr(args, name) is not None]
     if args.coordinator is None:
@@ -278,241 +246,43 @@ def _join_processes(args: argparse.Namespace) -> int:
     return args.process_id
 
 
-def _start_jax() -> None:
-    """Before JAX's first array and compile (both backends use JAX, the torch one on the host):
-    every CPU core becomes a host device (each trains its share of the runs) and compiled
-    programs are kept in the compilation cache."""
-    use_host_cores()
-    use_compile_cache()
-
-
-@dataclass(frozen=True)
-class TrainPlan:
-    """A new training, checked before anything is written, allocated or compiled."""
-
-    backend: Backend
-    cfg: TrainConfig
-    runs: list[RunSpec]  # every seed with every combination of the settings swept
-    memory_note: str | None  # for the start-up line when the training is large
-
-
-def plan_train(args: argparse.Namespace) -> TrainPlan:
-    """The backend, the config and its runs, the device and the memory the runs need, all
-    checked (a one-line ``UsageError`` or ``ConfigError`` otherwise); nothing is written."""
-    backend = backends.get(args.backend if args.backend is not None else "jax")
-    cfg, sweeps = config_from_args(args)
-    first = args.seed if args.seed is not None else 0
-    n_seeds = args.seeds if args.seeds is not None else 1
-    backend.check_device(args.device)
-    n_runs = n_seeds * math.prod(len(values) for values in sweeps.values())
-    note = backend.memory(cfg, n_runs, args.device).check()  # before listing the runs
-    cfg, runs = grid(cfg, list(range(first, first + n_seeds)), sweeps)
-    return TrainPlan(backend, cfg, runs, note)
+def _print_summary(run: training.Run) -> None:
+    for line in run.summary():
+        print(line)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    _start_jax()
+    # Before JAX's first array and compile: every CPU core becomes a host device (each trains
+    # its share of the runs) and compiled programs are kept in the compilation cache.
+    use_host_cores()
+    use_compile_cache()
     process = _join_processes(args)
+    options = dict(device=args.device, progress=not args.quiet,
+                   checkpoint_every=args.checkpoint_every, stop_after=args.stop_after,
+                   echo=training._stderr)
     if process != 0:
-        return _train_other_process(args, process)
+        training.train_other_process(plan_train(args), process, args.num_processes,
+                                     training.Options(**options))
+        print(f"process {process}/{args.num_processes}: done; process 0 wrote the run folder")
+        return 0
     if args.resume is not None:
-        opened = _open_resume(args)
-        if opened is None:
-            return 0
-        folder, checkpoint, note = opened
-        return _train(args, folder, checkpoint, note)
-    plan = plan_train(args)
-    folder = _new_folder(args, plan)
-    try:
-        folder.write_config()
-        return _train(args, folder, None, plan.memory_note)
-    except NotStarted as exc:  # nothing was trained: the refused start leaves nothing behind
-        shutil.rmtree(folder.path, ignore_errors=True)
-        raise exc.__cause__ from None
-    except OSError as exc:  # the config could not be written
-        shutil.rmtree(folder.path, ignore_errors=True)
-        error = disk_full(exc, folder.path / "config.json")
-        if isinstance(error, DiskFullError):
-            raise error from None
-        raise UsageError(f"cannot write to output folder {folder.path}: {exc.strerror}"
-                         ) from None
-
-
-class NotStarted(Exception):
-    """Training failed before its first update (its cause is the error to report)."""
-
-
-def _new_folder(args: argparse.Namespace, plan: TrainPlan, path: Path | None = None
-                ) -> RunFolder:
-    """The run folder of a planned training, at ``path`` or else at ``--out`` (checked and
-    created); its config is not written yet."""
-    backend, cfg = plan.backend.name, plan.cfg
-    if path is None:
-        path = _prepare_out(args.out, cfg, backend)
-    return RunFolder(path, cfg, backend, plan.runs, architecture(cfg))
-
-
-def _train_other_process(args: argparse.Namespace, process: int) -> int:
-    """A process other than 0 of a multi-process run: it trains its share of the runs and
-    writes nothing; the run folder is process 0's (its files go to a temporary folder)."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"reinforce-process-{process}-"))
-    try:
-        folder = _new_folder(args, plan_train(args), scratch / "run")
-        make_writable_dir(folder.path)
-        folder.write_config()
-        args.quiet = True
-        with contextlib.redirect_stdout(io.StringIO()):
-            _train(args, folder, None, announce=False)
-    except TrainingStopped as exc:  # all processes stop together; process 0 has the checkpoint
-        raise TrainingStopped(f"process {process}: stopped with the other processes; process "
-                              "0 saved the checkpoint", by_signal=exc.by_signal) from None
-    except TrainingError as exc:  # the same in every process; process 0 reports it in full
-        raise TrainingError(f"process {process}: {str(exc).split(';')[0]}") from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    print(f"process {process}/{args.num_processes}: done; process 0 wrote the run folder")
+        given = [flag for dest, flag in train_settings() if getattr(args, dest) is not None]
+        if given:
+            raise UsageError(f"--resume continues a run with the settings in its config.json; "
+                             f"drop {', '.join(given)}")
+        _print_summary(training.resume(args.resume, **options))
+        return 0
+    kwargs = _plan_kwargs(args)
+    _print_summary(training.train(out=args.out, **{**kwargs, **options}))
     return 0
-
-
-def _open_resume(args: argparse.Namespace
-                 ) -> tuple[RunFolder, TrainingCheckpoint, str | None] | None:
-    """The run folder and checkpoint to continue, and the memory note; None (after a message)
-    if it is finished.
-
-    Everything is checked before anything is written: conflicting options, a missing or
-    corrupt run folder or checkpoint, a checkpoint of another backend or config, the device and
-    the memory.
-    """
-    given = [flag for dest, flag in train_settings() if getattr(args, dest) is not None]
-    if given:
-        raise UsageError(f"--resume continues a run with the settings in its config.json; "
-                         f"drop {', '.join(given)}")
-    path = args.resume
-    folder = RunFolder.load(path)
-    checkpoint = load_checkpoint(path / CHECKPOINT_DIR)
-    check_resumable(checkpoint, run_identity(folder.config_dict()), path / CHECKPOINT_DIR)
-    backend = backends.get(folder.backend)
-    backend.check_checkpoint(folder.cfg, folder.runs, checkpoint,
-                             str(path / CHECKPOINT_DIR / STATE_NAME))
-    done, total = (checkpoint.progress["total_updates_done"],
-                   checkpoint.progress["total_updates"])
-    results = ("eval.json", "model.safetensors", "metrics.csv")
-    if done >= total and all((path / name).is_file() for name in results):
-        print(f"reinforce: run {path} already finished ({done}/{total} updates, evaluated in "
-              f"{path / 'eval.json'}); nothing to resume. Evaluate it again with: "
-              f"reinforce evaluate {path}", file=sys.stderr)
-        return None
-    try:
-        make_writable_dir(path / CHECKPOINT_DIR)
-    except OSError as exc:
-        raise UsageError(f"cannot write to run folder {path}: {exc.strerror}") from None
-    backend.check_device(args.device)
-    note = backend.memory(folder.cfg, len(folder.runs), args.device).check()
-    return folder, checkpoint, note
-
-
-def _train(args: argparse.Namespace, folder: RunFolder, checkpoint: TrainingCheckpoint | None,
-           memory_note: str | None = None, announce: bool = True) -> int:
-    """Train the runs of ``folder`` (from ``checkpoint`` if given) and write the results.
-
-    An error before the first update of a new run is raised as :class:`NotStarted`; a full
-    disk during training is a ``TrainingError`` that says which checkpoint is kept and how to
-    resume."""
-    cfg, specs, out = folder.cfg, folder.runs, folder.path
-    backend = backends.get(folder.backend)
-    total = backends.total_updates(backend, cfg, len(specs))
-    session = Session.for_run_folder(out, folder.config_dict(), total, resume=checkpoint,
-                                     every_seconds=args.checkpoint_every,
-                                     stop_after=args.stop_after)
-    start_at = session.last_saved or 0
-    if announce and checkpoint is None:
-        if cfg.segment_steps:
-            budget = (f"{cfg.n_updates} updates of {cfg.batch_episodes} env(s) x "
-                      f"{cfg.segment_steps} steps, learning from the first {cfg.segment_learned}")
-        else:
-            budget = (f"{cfg.n_training_episodes} episodes, {cfg.n_updates} updates of "
-                      f"{cfg.batch_episodes} episode(s) each")
-        memory = f"; memory: {memory_note}" if memory_note else ""
-        print(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend.name}"
-              f" on {backend.describe_devices(args.device, len(specs))} ({budget}{memory}) -> "
-              f"{out}", file=sys.stderr)
-    elif announce:
-        print(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with {backend.name} "
-              f"in {out} at {checkpoint.progress.get('at', f'update {start_at}')}",
-              file=sys.stderr)
-
-    from tqdm import tqdm  # the progress bar only when training
-
-    bar = tqdm(total=total, initial=start_at, unit="upd", disable=args.quiet,
-               dynamic_ncols=True, file=sys.stderr)
-
-    progress = {"done": start_at}
-
-    def on_progress(done: int, recent: float) -> None:
-        progress["done"] = done
-        bar.n = done
-        bar.set_postfix_str(f"avg return {recent:.1f}")
-
-    try:
-        with stop_on_sigint(session.stop_flag):
-            result = backend.train_many(cfg, specs, supervisor=session,
-                                        on_progress=on_progress, device=args.device)
-        wall_seconds = session.wall_seconds()
-        results = [summarize(r) for r in result.eval_returns]
-        best = folder.write_eval([r.to_dict() for r in results], wall_seconds,
-                                 cfg.n_evaluation_episodes)
-        folder.write_weights(result.weights, best)
-        folder.write_metrics(result.metrics, result.wall)
-        folder.plot(result.metrics)
-        session.finished()
-    except (TrainingStopped, TrainingError):
-        raise
-    except Exception as exc:
-        if checkpoint is None and progress["done"] == 0:
-            raise NotStarted() from _one_line(exc)
-        raise _one_line(exc, session) from None
-    finally:
-        bar.close()
-    for spec, res in zip(specs, results, strict=True):
-        mark = "  <- best" if len(specs) > 1 and res is results[best] else ""
-        print(f"{spec.label(' ')}: {certification_line(cfg.env_id, res)}{mark}")
-    if len(specs) > 1:
-        threshold = CERTIFICATION[cfg.env_id]
-        n_ok = sum(r.score >= threshold for r in results)
-        print(f"{n_ok}/{len(specs)} runs reach the certification score {threshold:g}")
-    print(f"wall time {wall_seconds:.1f} s; run folder {out}")
-    return 0
-
-
-def _one_line(exc: Exception, session: Session | None = None) -> Exception:
-    """An error of training as one of the CLI's one-line errors: a full disk (exit 1; with a
-    ``session``, which checkpoint is kept and how to resume), memory exhausted on a device
-    (exit 2: the input was too big); other errors as they are."""
-    kept = ""
-    if session is not None and session.last_saved is not None:
-        kept = (f"; the last good checkpoint ({session.last_saved_label}) is kept; once there "
-                f"is space, resume with: {session.resume_command}")
-    full = disk_full(exc, "?") if isinstance(exc, OSError) else None
-    if isinstance(full, DiskFullError):
-        return TrainingError(f"{full}{kept}")
-    text = str(exc)
-    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in text or "out of memory" in text:
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        return TooBigError(f"out of memory: {first[:300]}; train with smaller settings (the "
-                           "largest parts of the memory estimate are in docs/troubleshooting.md)")
-    return exc
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    folder = RunFolder.load(args.run_dir)
-    backend = backends.get(args.backend or folder.backend)
-    folder.check_finished()
-    use_compile_cache()
-    backend.check_device(args.device)
-    result = evaluate_run(folder, backend.name, args.episodes, args.seed, args.device)
-    cfg = folder.cfg
-    print(f"{cfg.env_id} ({backend.name}, {folder.path}): "
-          f"{certification_line(cfg.env_id, result)}")
+    run = training.load(args.run_dir)
+    result = run.evaluate(args.episodes, seed=args.seed, backend=args.backend,
+                          device=args.device)
+    print(f"{run.env_id} ({args.backend or run.backend}, {run.path}): "
+          f"{certification_line(run.env_id, result)}")
     return 0
 
 
