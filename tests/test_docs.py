@@ -89,3 +89,105 @@ def test_every_python_block_runs(code, tmp_path):
 
 def test_the_blocks_are_found():
     assert len(BLOCKS) >= 4
+
+
+# --- the `reinforce` commands of the README and docs/ -------------------------------------------
+
+#: Settings appended to every documented `reinforce train`, so that it trains in seconds.
+TINY = {"CartPole-v1": ["--episodes", "64", "--eval-episodes", "5"],
+        "Pixelcopter-PLE-v0": ["--episodes", "16", "--batch-episodes", "8", "--segment-steps",
+                               "256", "--lr-warmup", "0", "--eval-episodes", "5"]}
+#: ... and to the commands that evaluate.
+FEWER_EPISODES = {"evaluate": ["--episodes", "5"], "push": ["--episodes", "5"]}
+#: Documented commands that a test here cannot run, and why.
+NOT_RUN = {"--coordinator host0:1234": "needs two hosts (tests/reinforce_jax/"
+                                       "test_multiprocess_cli.py runs two processes on one)"}
+
+
+def _is_synopsis(line: str) -> bool:
+    return any(mark in line for mark in ("[", "|", "..."))
+
+
+def commands() -> list[tuple[str, list[tuple[str, list[str]]]]]:
+    """Per page, its `reinforce` commands in order, each with the output the page shows for it:
+    in a transcript (a block whose commands start with ``$ ``), the lines after the command; a
+    bare command in a block shows none. Synopses (options in brackets, alternatives, "...")
+    are not commands."""
+    pages = []
+    for page in PAGES:
+        found: list[tuple[str, list[str]]] = []
+        for block in re.findall(r"^```\w*\n(.*?)^```", page.read_text(), flags=re.S | re.M):
+            lines = block.replace("\\\n", " ").splitlines()
+            transcript = any(line.startswith("$ ") for line in lines)
+            current: list[str] | None = None
+            for line in lines:
+                command = (line[2:] if transcript else line).split("  #")[0].strip()
+                if transcript and not line.startswith("$ "):
+                    if current is not None and line.strip():
+                        current.append(line)
+                    continue
+                current = None
+                if command.startswith("reinforce ") and not _is_synopsis(command):
+                    current = []
+                    found.append((command, current))
+        if found:
+            pages.append((str(page.relative_to(ROOT)), found))
+    return pages
+
+
+COMMANDS = commands()
+
+#: A number in a documented output line (escaped), and what the output may have in its place.
+_NUMBER = re.compile(r"(?<![\w/])(?:\\-)?\d+(?:\\\.\d+)?")
+_ANY_NUMBER = r"-?[\d.]+(?:e[-+]?\d+)?"
+
+
+def _pattern(line: str) -> re.Pattern:
+    """A documented output line as a pattern: any numbers, any run folder for ``runs/...``, one
+    device or several, reached or not, best or not."""
+    text = _NUMBER.sub(lambda m: _ANY_NUMBER, re.escape(line))
+    for shown, allowed in ((re.escape("runs/..."), r"\S+"), ("device", "devices?"),
+                           ("reached", "(?:not )?reached"),
+                           (re.escape("  <- best"), "(?:  <- best)?")):
+        text = text.replace(shown, allowed)
+    return re.compile(text + "$")
+
+
+def _tiny(command: str) -> list[str]:
+    import shlex
+
+    argv = shlex.split(command)[1:]
+    if argv[0] == "train":
+        env = argv[argv.index("--env") + 1] if "--env" in argv else "CartPole-v1"
+        argv += TINY[env] + ["--quiet"]
+    return argv + FEWER_EPISODES.get(argv[0], [])
+
+
+@pytest.mark.parametrize("page,found", COMMANDS, ids=[p for p, _ in COMMANDS])
+def test_every_reinforce_command_runs_and_prints_what_the_page_shows(page, found, tmp_path):
+    """Each page's commands run in order in one folder (a README's `evaluate` reads the run its
+    `train` wrote), with tiny budgets; each prints lines of the shape the page shows."""
+    import subprocess
+    import sys
+
+    for command, shown in found:
+        if any(key in command for key in NOT_RUN):
+            continue
+        proc = subprocess.run([sys.executable, "-m", "reinforce", *_tiny(command)],
+                              capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        printed = (proc.stderr + proc.stdout).splitlines()
+        fails = "reinforce: error:" in "\n".join(shown)
+        assert (proc.returncode != 0) == fails, f"{page}: {command}: {proc.stderr[-2000:]}"
+        for line in shown:
+            pattern = _pattern(line)
+            assert any(pattern.search(out) for out in printed), \
+                f"{page}: {command}: no line like {line!r} in:\n" + "\n".join(printed)
+
+
+def test_the_commands_are_found_and_ci_runs_the_readmes_test_command():
+    readme = dict(COMMANDS)["README.md"]
+    assert [c.split()[1] for c, _ in readme] == ["train", "evaluate", "record", "push", "train"]
+    assert all(shown for _, shown in readme)
+    test_command = re.search(r"^```bash\n(.*pytest.*)\n```", (ROOT / "README.md").read_text(),
+                             flags=re.M).group(1)
+    assert test_command in (ROOT / ".ci" / "run").read_text()
