@@ -182,7 +182,8 @@ def test_upload_creates_the_repo_and_uploads_the_folder(tmp_path, monkeypatch):
                                     {"repo_type": "model", "exist_ok": True})
     repo_id, folder, files, allowed = calls["upload_folder"]
     assert repo_id == "someone/cartpole-agent" and folder == run.path / "hub"
-    assert files == sorted(HUB_FILES) and allowed == sorted(HUB_FILES)
+    assert files == sorted(HUB_FILES)  # a folder without a curve or logs (never trained)
+    assert allowed == sorted([*HUB_FILES, "learning_curve.png", "logs/**"])
     assert "https://hub.test/someone/cartpole-agent/commit/abc" in out
     assert 'Policy.from_pretrained("someone/cartpole-agent")' in (folder / "README.md").read_text()
     assert_token_absent(out + err, tmp_path)

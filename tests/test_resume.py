@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from reinforce.app.cli import main
+from reinforce.app.runs import TIMING_COLUMNS
 from reinforce.app.session import Session, stop_on_sigint
 from reinforce.backend import StopFlag, TrainingError, TrainingStopped
 from reinforce.checkpoint import CHECKPOINT_DIR, load_arrays, load_checkpoint
@@ -33,11 +34,11 @@ JAX_RUNS = ["--backend", "jax", "--episodes", "240", "--seeds", "2", *TINY]
 
 
 def _metrics(run: Path) -> list[list[str]]:
-    """metrics.csv without its wall_seconds column."""
+    """metrics.csv without its timing columns (steps_per_second, wall_seconds)."""
     with open(run / "metrics.csv") as f:
         rows = list(csv.reader(f))
-    assert rows[0][-1] == "wall_seconds"
-    return [row[:-1] for row in rows]
+    assert tuple(rows[0][-2:]) == TIMING_COLUMNS
+    return [row[:-2] for row in rows]
 
 
 def _weights(run: Path) -> dict[str, np.ndarray]:

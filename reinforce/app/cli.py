@@ -18,7 +18,7 @@ from reinforce.app import backends, training
 from reinforce.app.hub import DEFAULT_EPISODES, DEFAULT_SEED, HubError, push
 from reinforce.app.session import DEFAULT_CHECKPOINT_SECONDS
 from reinforce.app.training import UsageError
-from reinforce.app.video import DEFAULT_FPS, VideoError, record_run
+from reinforce.app.video import DEFAULT_FPS, VideoError
 from reinforce.backend import TrainingError, TrainingStopped
 from reinforce.checkpoint import CheckpointError, DiskFullError
 from reinforce.config import (
@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", default=None,
                        help=f"hyper-parameter preset: {', '.join(PRESETS)} (default "
                             f"{DEFAULT_PRESET}); the settings below override it")
+    train.add_argument("--config", type=Path, default=None, metavar="FILE",
+                       help="train with the settings of a run's config.json or a pushed "
+                            "hyperparameters.json (also its env, backend and seeds); the "
+                            "options given override them")
     train.add_argument("--seed", type=_seed, default=None, help="first seed (default 0)")
     train.add_argument("--seeds", type=positive_int, default=None,
                        help="number of seeds: seed, seed+1, ... (JAX trains them all at once)")
@@ -136,8 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--process-id", type=int, default=None, metavar="I",
                        help="this process's index, 0 to N-1, with --coordinator")
 
-    ev = sub.add_parser("evaluate", help="evaluate a saved run again")
-    ev.add_argument("run_dir", type=Path)
+    agent = ("a run folder, a pushed folder, or a Hub repo USER/NAME (downloaded into the "
+             "huggingface_hub cache: only its JSON and safetensors files)")
+    ev = sub.add_parser("evaluate", help="evaluate a saved run, or an agent on the Hub")
+    ev.add_argument("run_dir", metavar="RUN_DIR|USER/NAME", help=agent)
     ev.add_argument("--episodes", type=positive_int, default=DEFAULT_EPISODES)
     ev.add_argument("--backend", default=None, help="jax or torch (default: the run's own)")
     ev.add_argument("--seed", type=int, default=DEFAULT_SEED)
@@ -164,10 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--private", action="store_true", help="create the repository private")
     _add_device(push, "the evaluation")
 
-    rec = sub.add_parser("record", help="write a replay video of a run's policy")
-    rec.add_argument("run_dir", type=Path)
+    rec = sub.add_parser("record", help="write a replay video of a run's (or a Hub agent's) "
+                                        "policy")
+    rec.add_argument("run_dir", metavar="RUN_DIR|USER/NAME", help=agent)
     rec.add_argument("--out", type=Path, default=None, metavar="FILE",
-                     help="the .mp4 to write (default RUN_DIR/replay.mp4, replaced if there)")
+                     help="the .mp4 to write (default RUN_DIR/replay.mp4, or NAME-replay.mp4 "
+                          "here for a Hub repo; replaced if there)")
     rec.add_argument("--fps", type=positive_int, default=DEFAULT_FPS,
                      help=f"frame rate (default {DEFAULT_FPS})")
     rec.add_argument("--seed", type=_seed, default=DEFAULT_SEED,
@@ -186,11 +194,10 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _plan_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(env_id=args.env_id if args.env_id is not None else "CartPole-v1",
-                backend=args.backend if args.backend is not None else "jax",
-                preset=args.preset, seed=args.seed if args.seed is not None else 0,
-                seeds=args.seeds if args.seeds is not None else 1, device=args.device,
-                **settings_from_args(args))
+    """What ``reinforce train``'s options give ``reinforce.app.training.train`` (None: not
+    given)."""
+    return dict(env_id=args.env_id, backend=args.backend, preset=args.preset, seed=args.seed,
+                seeds=args.seeds, config=args.config, **settings_from_args(args))
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, list[float]]]:
@@ -202,15 +209,15 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, l
 
 def plan_train(args: argparse.Namespace) -> training.TrainPlan:
     """The checked plan of ``reinforce train``'s options; nothing is written."""
-    return training.plan(**_plan_kwargs(args))
+    return training.plan(device=args.device, **_plan_kwargs(args))
 
 
 def train_settings() -> list[tuple[str, str]]:
     """``(dest, flag)`` of the options that define a run, in the order messages name them;
     --resume takes them all from the run's config.json."""
     fields = {f.name: flag_of(f) for f in dataclasses.fields(TrainConfig)}
-    run = [("backend", "--backend"), ("preset", "--preset"), ("seed", "--seed"),
-           ("seeds", "--seeds"), ("out", "--out")]
+    run = [("config", "--config"), ("backend", "--backend"), ("preset", "--preset"),
+           ("seed", "--seed"), ("seeds", "--seeds"), ("out", "--out")]
     return [("env_id", fields.pop("env_id")), *run, *fields.items()]
 
 
@@ -278,10 +285,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    run = training.load(args.run_dir)
+    run = training.load(args.run_dir, args.device)
     result = run.evaluate(args.episodes, seed=args.seed, backend=args.backend,
                           device=args.device)
-    print(f"{run.env_id} ({args.backend or run.backend}, {run.path}): "
+    print(f"{run.env_id} ({args.backend or run.backend}, {run.source}): "
           f"{certification_line(run.env_id, result)}")
     return 0
 
@@ -297,9 +304,9 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    backends.get("torch").check_device(args.device)  # the replay plays the export format
-    replay = record_run(args.run_dir, args.out, fps=args.fps, seed=args.seed,
-                        max_frames=args.max_frames, device=args.device)
+    run = training.load(args.run_dir, args.device)
+    replay = run.record(args.out, fps=args.fps, seed=args.seed, max_frames=args.max_frames,
+                        device=args.device)
     end = "episode over" if replay.episode_over else "cut at --max-frames"
     print(f"wrote {replay.path}: {replay.n_frames} frames at {args.fps} fps, "
           f"{replay.episode_length} steps, return {replay.episode_return:g} ({end})")

@@ -10,6 +10,8 @@ repository folder and uploads it:
     hyperparameters.json  the training configuration of the exported run
     results.json          env_id, mean_reward, std_reward, n_evaluation_episodes, eval_datetime
     replay.mp4            one episode of the policy (see ``reinforce.app.video``)
+    learning_curve.png    the run's learning curve, and
+    logs/                 its TensorBoard logs (the Hub's "Training metrics"), when the run has them
 
 The folder is ``RUN_DIR/hub/`` for an upload and the given folder for a dry run
 (``local_dir``), which needs neither token nor network. It is kept whatever happens, so a
@@ -26,15 +28,16 @@ the command line; it is handed to ``HfApi`` and nowhere else, and scrubbed from 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from reinforce.app.backends import BACKENDS
 from reinforce.app.evaluation import evaluate_run
-from reinforce.app.runs import RunFolder
+from reinforce.app.runs import LOGS_DIR, RunFolder
 from reinforce.app.video import DEFAULT_FPS, VideoError, default_max_frames, record_policy
-from reinforce.checkpoint import disk_full, make_writable_dir
+from reinforce.checkpoint import CheckpointError, disk_full, make_writable_dir, read_json
 from reinforce.config import CERTIFICATION
 from reinforce.evaluation import EvalResult, certification_line
 
@@ -43,6 +46,9 @@ DEFAULT_SEED = 12345  # the same default as ``reinforce evaluate``
 HUB_DIR = "hub"
 HUB_FILES = ("README.md", "config.json", "model.safetensors", "hyperparameters.json",
              "results.json", "replay.mp4")
+#: What a run folder adds to the repository folder when it has them: the learning curve and the
+#: TensorBoard logs.
+HUB_EXTRAS = ("learning_curve.png", LOGS_DIR)
 TAGS = ("reinforce", "reinforcement-learning", "custom-implementation", "deep-rl-class")
 #: Shown in a dry run's card when no ``--repo-id`` was given.
 PLACEHOLDER_REPO_ID = "USER/NAME"
@@ -95,7 +101,8 @@ def check_out_dir(path: Path) -> Path:
         raise HubError(f"{path} exists and is not a folder", exit_code=2)
     if path.is_dir():
         foreign = sorted(p.name for p in path.iterdir()
-                         if p.name not in HUB_FILES and not p.name.startswith("."))
+                         if p.name not in HUB_FILES + HUB_EXTRAS
+                         and not p.name.startswith("."))
         if foreign:
             raise HubError(f"{path} holds files that are not part of a Hub folder "
                            f"({', '.join(foreign[:3])}); choose an empty or new folder",
@@ -164,6 +171,7 @@ def model_card(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams:
 
     env_id, r = folder.cfg.env_id, evaluation.result
     data = ModelCardData(
+        library_name="reinforce",
         model_name=f"Reinforce-{env_id}",
         tags=[env_id, *TAGS],
         eval_results=[HubEvalResult(
@@ -195,10 +203,12 @@ def card_body(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams: 
         verdict = (f" The course's certification asks for a score of at least {threshold:g}: "
                    f"{reached}.")
     rows = "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in hparams.items())
+    baseline = ("a learned value baseline, trained beside it and not shared"
+                if folder.cfg.baseline == "value" else "no value function")
     return f"""
 # REINFORCE on {env_id}
 
-A policy-gradient agent (REINFORCE: Monte Carlo returns, no value function) that plays
+A policy-gradient agent (REINFORCE: Monte Carlo returns, {baseline}) that plays
 **{env_id}**. It was trained from scratch with the `reinforce` package (the
 {folder.backend} backend) and is shared as a PyTorch policy ({folder.arch.describe()}) that
 turns an observation into action probabilities, from which actions are sampled. {sees}.
@@ -231,14 +241,58 @@ print("return:", episode_return)
 
 `Policy.from_pretrained` reads `config.json` and `model.safetensors` (no pickle); `replay.mp4`
 shows one episode; `results.json` holds the evaluation and `hyperparameters.json` the training
-settings.
+settings. `reinforce evaluate {repo_id}` and `reinforce record {repo_id}` evaluate it and
+film it from the command line.
 
+{training_section(folder, repo_id)}
 ## Training hyper-parameters
 
 | name | value |
 | --- | --- |
 {rows}
 """
+
+
+def training_section(folder: RunFolder, repo_id: str) -> str:
+    """The card's account of the training: the command, its machine and wall time, how to
+    train it again, the learning curve and the logs (what the run folder has of them)."""
+    lines = ["## Training", ""]
+    try:
+        evaluation = read_json(folder.path / "eval.json")
+    except CheckpointError:
+        evaluation = {}
+    wall, machine = evaluation.get("wall_seconds"), evaluation.get("machine")
+    runs = f"its {len(folder.runs)} runs" if len(folder.runs) > 1 else "it"
+    if isinstance(wall, int | float):
+        where = f" ({machine})" if machine else ""
+        lines += [f"Training {runs} took {wall:.0f} s, compiling included{where}.", ""]
+    if folder.command:
+        lines += ["The command that trained it:", "", "```bash", folder.command, "```", ""]
+    name = repo_id.split("/")[-1]
+    lines += [
+        "To train it again (the settings and seed of `hyperparameters.json`, with the backend "
+        "that trained it; other options override them):", "", "```bash",
+        f"hf download {repo_id} hyperparameters.json --local-dir {name}",
+        f"reinforce train --config {name}/hyperparameters.json", "```", ""]
+    if (folder.path / "learning_curve.png").is_file():
+        lines += ["![Learning curve](learning_curve.png)", ""]
+    if (folder.path / LOGS_DIR).is_dir():
+        lines += [f"TensorBoard logs of every update (return, episode length, losses, learning "
+                  f"rate, env steps per second) are in `{LOGS_DIR}/`: the Hub shows them under "
+                  f"\"Training metrics\"; locally, `tensorboard --logdir {LOGS_DIR}`.", ""]
+    return "\n".join(lines)
+
+
+def copy_extras(folder: RunFolder, out: Path) -> None:
+    """The run's learning curve and TensorBoard logs into the repository folder (replacing
+    those of an earlier build), when the run has them."""
+    curve = folder.path / "learning_curve.png"
+    if curve.is_file():
+        shutil.copyfile(curve, out / curve.name)
+    logs = folder.path / LOGS_DIR
+    if logs.is_dir():
+        shutil.rmtree(out / LOGS_DIR, ignore_errors=True)
+        shutil.copytree(logs, out / LOGS_DIR)
 
 
 def build_folder(folder: RunFolder, out: Path, evaluation: Evaluation, repo_id: str, *,
@@ -255,17 +309,18 @@ def build_folder(folder: RunFolder, out: Path, evaluation: Evaluation, repo_id: 
     (out / "hyperparameters.json").write_text(json.dumps(hparams, indent=2))
     (out / "results.json").write_text(json.dumps(results(env_id, evaluation), indent=2))
     model_card(folder, evaluation, repo_id, hparams).save(out / "README.md")
+    copy_extras(folder, out)
     record_policy(policy, env_id, out / "replay.mp4", fps=fps, seed=evaluation.seed,
                   obs=folder.cfg.obs, frame_stack=folder.cfg.frame_stack,
                   max_frames=max_frames if max_frames is not None
                   else default_max_frames(folder))
-    return [out / name for name in HUB_FILES]
+    return [out / name for name in (*HUB_FILES, *HUB_EXTRAS) if (out / name).exists()]
 
 
 # --- the upload ------------------------------------------------------------------------------
 
 
-def _connection_errors() -> tuple[type[BaseException], ...]:
+def connection_errors() -> tuple[type[BaseException], ...]:
     """Transport errors of whichever HTTP library this huggingface_hub uses (already loaded)."""
     import sys
 
@@ -298,7 +353,9 @@ def upload(out: Path, repo_id: str, token: str, *, private: bool = False,
         api.create_repo(repo_id, repo_type="model", exist_ok=True,
                         **({"private": True} if private else {}))
         info = api.upload_folder(repo_id=repo_id, repo_type="model", folder_path=str(out),
-                                 allow_patterns=list(HUB_FILES), commit_message=commit_message)
+                                 allow_patterns=[*HUB_FILES, "learning_curve.png",
+                                                 f"{LOGS_DIR}/**"],
+                                 commit_message=commit_message)
     except HfHubHTTPError as exc:
         status = getattr(getattr(exc, "response", None), "status_code", None)
         if status == 401:
@@ -309,7 +366,7 @@ def upload(out: Path, repo_id: str, token: str, *, private: bool = False,
         else:
             why = f"the Hub answered {status or 'an error'}: {_one_line(str(exc), token)}"
         raise HubError(f"upload to {repo_id} failed: {why}; {kept}") from None
-    except _connection_errors() as exc:
+    except connection_errors() as exc:
         why = _one_line(str(exc), token) or type(exc).__name__
         raise HubError(f"could not reach the Hub at {constants.ENDPOINT} ({why}); {kept}"
                        ) from None
@@ -356,7 +413,8 @@ def push(run_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Pa
         raise HubError(f"could not build the Hub folder ({why}); what was written is kept at "
                        f"{out}") from None
     if dry_run:
-        echo(f"dry run: built {out} ({', '.join(HUB_FILES)}); nothing uploaded")
+        built = [name for name in (*HUB_FILES, *HUB_EXTRAS) if (out / name).exists()]
+        echo(f"dry run: built {out} ({', '.join(built)}); nothing uploaded")
         return out
     if token is None:
         raise no_token_error(out, repo_id)

@@ -6,6 +6,7 @@ A run folder holds::
     model.safetensors    weights of the best run (the only one for a single run), torch layout
     weights/run-<i>.safetensors   every run's weights when several were trained at once
     metrics.csv          one row per run and update
+    logs/<run>/          TensorBoard event files: the numbers of metrics.csv
     learning_curve.png   episodic return against episodes, one curve per run
     eval.json            final evaluation, one entry per run, and the index of the best run
     checkpoint/          state.safetensors (every array of the training state, the metrics so
@@ -21,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +44,23 @@ from reinforce.checkpoint import (
 )
 from reinforce.config import ConfigError, RunSpec, TrainConfig
 
+#: The columns of ``metrics.csv`` that time the training: they differ between two trainings of
+#: the same numbers.
+TIMING_COLUMNS = ("steps_per_second", "wall_seconds")
+#: The TensorBoard logs of a run folder, and the tag of each series in them.
+LOGS_DIR = "logs"
+LOG_TAGS = {
+    "episodic_return": "charts/episodic_return",
+    "episode_length": "charts/episode_length",
+    "learning_rate": "charts/learning_rate",
+    "env_steps": "charts/env_steps",
+    "padded_steps": "charts/padded_steps",
+    "steps_per_second": "charts/steps_per_second",
+    "policy_loss": "losses/policy_loss",
+    "entropy": "losses/entropy",
+    "value_loss": "losses/value_loss",
+}
+
 
 @dataclass
 class RunFolder:
@@ -50,6 +69,7 @@ class RunFolder:
     backend: str
     runs: list[RunSpec]
     arch: Architecture
+    command: str | None = None  # the ``reinforce train`` command that trains it
 
     @property
     def observation_size(self) -> int:
@@ -68,6 +88,7 @@ class RunFolder:
             "backend": self.backend,
             "runs": [r.to_dict() for r in self.runs],
             "train": self.cfg.to_dict(),
+            **({"command": self.command} if self.command else {}),
         }
 
     def write_config(self) -> None:
@@ -82,24 +103,60 @@ class RunFolder:
                 save_weights(self.path / "weights" / f"run-{i}.safetensors", state, meta)
         save_weights(self.path / "model.safetensors", states[best], meta)
 
+    def curves(self, metrics: Metrics, wall: np.ndarray) -> dict[str, np.ndarray]:
+        """Every per-update series of the run folder, ``[runs, updates]``: the metrics, the
+        learning rate, env steps per second and wall seconds (what ``metrics.csv`` and the
+        TensorBoard logs hold)."""
+        wall = np.asarray(wall, np.float64)
+        updates = np.arange(wall.shape[1])
+        lr = np.stack([self.run_config(i).lr * np.asarray([self.cfg.lr_factor(int(u))
+                                                           for u in updates])
+                       for i in range(len(self.runs))])
+        return {**{name: np.asarray(getattr(metrics, name), np.float64)
+                   for name in METRIC_NAMES},
+                "learning_rate": lr,
+                "steps_per_second": steps_per_second(np.asarray(metrics.env_steps), wall),
+                "wall_seconds": wall}
+
     def write_metrics(self, metrics: Metrics, wall: np.ndarray) -> None:
-        """``metrics`` and ``wall``: ``[runs, updates]`` (a backend's ``TrainResult``)."""
+        """``metrics.csv``, one row per run and update (``metrics`` and ``wall``:
+        ``[runs, updates]``, a backend's ``TrainResult``)."""
+        curves = self.curves(metrics, wall)
         buf = io.StringIO()
         writer = csv.writer(buf)
         settings = [name for name, _ in self.runs[0].settings]
-        writer.writerow(["run", "seed", *settings, "update", "episodes", *METRIC_NAMES,
-                         "wall_seconds"])
+        writer.writerow(["run", "seed", *settings, "update", "episodes", *curves])
         for i, spec in enumerate(self.runs):
             values = [_fmt(value) for _, value in spec.settings]
-            for u in range(wall.shape[1]):
+            for u in range(curves["wall_seconds"].shape[1]):
                 row = [i, spec.seed, *values, u + 1, (u + 1) * self.cfg.batch_episodes]
-                row += [_fmt(getattr(metrics, name)[i][u]) for name in METRIC_NAMES]
-                row.append(f"{float(wall[i][u]):.3f}")
+                row += [_fmt(series[i][u]) for name, series in curves.items()
+                        if name != "wall_seconds"]
+                row.append(f"{curves['wall_seconds'][i][u]:.3f}")
                 writer.writerow(row)
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())
 
+    def write_logs(self, metrics: Metrics, wall: np.ndarray) -> None:
+        """TensorBoard logs in ``logs/``, one folder per run (``seed-0_lr-0.07``), one point per
+        update: the numbers of ``metrics.csv``."""
+        from tensorboardX import SummaryWriter
+
+        curves = self.curves(metrics, wall)
+        # Each point's time: the end of its update, counted back from now (training just ended).
+        start = time.time() - float(curves["wall_seconds"].max(initial=0.0))
+        for i, spec in enumerate(self.runs):
+            writer = SummaryWriter(str(self.path / LOGS_DIR / spec.label("-", "_")),
+                                   flush_secs=3600)
+            try:
+                for u in range(curves["wall_seconds"].shape[1]):
+                    for name, tag in LOG_TAGS.items():
+                        writer.add_scalar(tag, float(curves[name][i][u]), u + 1,
+                                          walltime=start + curves["wall_seconds"][i][u])
+            finally:
+                writer.close()
+
     def write_eval(self, results: list[dict[str, float]], wall_seconds: float,
-                   n_episodes: int) -> int:
+                   n_episodes: int, machine: str | None = None) -> int:
         scores = [r["score"] for r in results]
         best = int(np.argmax(scores))
         data = {
@@ -107,6 +164,7 @@ class RunFolder:
             "backend": self.backend,
             "n_evaluation_episodes": n_episodes,
             "wall_seconds": round(wall_seconds, 3),
+            **({"machine": machine} if machine else {}),
             "runs": [
                 {**spec.to_dict(), **res, "best": i == best}
                 for i, (spec, res) in enumerate(zip(self.runs, results, strict=True))
@@ -178,7 +236,8 @@ class RunFolder:
                 f"{want.observation_size} and {want.num_actions} (obs {cfg.obs}: "
                 f"{want.describe()}, not {arch.describe()})"
             )
-        return cls(path, cfg, backend, runs, arch)
+        command = config.get("command")
+        return cls(path, cfg, backend, runs, arch, command if isinstance(command, str) else None)
 
     @classmethod
     def load_finished(cls, path: str | Path) -> RunFolder:
@@ -231,6 +290,22 @@ class RunFolder:
         if not eval_file.is_file():
             return 0
         return int(read_json(eval_file).get("best", 0))
+
+
+def steps_per_second(env_steps: np.ndarray, wall: np.ndarray) -> np.ndarray:
+    """Env steps per second of each update, ``[runs, updates]``: the steps of the updates that
+    ended together (a compiled chunk) over the time since the updates before them ended, in
+    any run (runs that train one after the other start when the one before ends)."""
+    out = np.zeros(wall.shape, np.float64)
+    ends = np.unique(wall)
+    for i in range(wall.shape[0]):
+        group_ends, group = np.unique(wall[i], return_inverse=True)
+        steps = np.bincount(group, weights=np.asarray(env_steps[i], np.float64))
+        k = np.searchsorted(ends, group_ends)
+        seconds = group_ends - np.where(k > 0, ends[np.maximum(k - 1, 0)], 0.0)
+        rate = np.divide(steps, seconds, out=np.zeros_like(steps), where=seconds > 0)
+        out[i] = rate[group]
+    return out
 
 
 def new_run_path(root: Path, env_id: str, backend: str) -> Path:

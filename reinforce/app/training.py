@@ -20,6 +20,9 @@ import contextlib
 import csv
 import io
 import math
+import os
+import platform
+import shlex
 import shutil
 import sys
 import tempfile
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from reinforce.app import backends
+from reinforce.app.agents import open_agent
 from reinforce.app.evaluation import evaluate_run
 from reinforce.app.hub import DEFAULT_EPISODES, DEFAULT_SEED
 from reinforce.app.hub import push as push_run
@@ -43,9 +47,9 @@ from reinforce.app.session import (
     run_identity,
     stop_on_sigint,
 )
-from reinforce.app.video import DEFAULT_FPS, Replay, record_run
+from reinforce.app.video import DEFAULT_FPS, Replay, record_folder
 from reinforce.architecture import architecture
-from reinforce.backend import METRIC_NAMES, Backend, TrainingError, TrainingStopped
+from reinforce.backend import Backend, TrainingError, TrainingStopped
 from reinforce.checkpoint import (
     CHECKPOINT_DIR,
     STATE_NAME,
@@ -90,13 +94,18 @@ SETTING_NAMES = {**{f.name: f.name for f in fields(TrainConfig)},
                  **{flag_of(f)[2:].replace("-", "_"): f.name for f in fields(TrainConfig)}}
 
 
-def make_config(env_id: str, preset_name: str | None, settings: dict[str, Any]
+def make_config(env_id: str, preset_name: str | None, settings: dict[str, Any],
+                base: TrainConfig | None = None
                 ) -> tuple[TrainConfig, dict[str, list[float]]]:
-    """The config (the preset, then every setting given, the first value of a list) and the
-    settings given several values (``SWEEPABLE``: each run has its own), with their values."""
+    """The config (``base`` or else the preset, then every setting given, the first value of a
+    list) and the settings given several values (``SWEEPABLE``: each run has its own), with
+    their values."""
     if env_id not in ENV_IDS:
         raise UsageError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
-    cfg = preset(preset_name if preset_name is not None else DEFAULT_PRESET, env_id)
+    if base is not None:
+        cfg = base.replace(env_id=env_id)
+    else:
+        cfg = preset(preset_name if preset_name is not None else DEFAULT_PRESET, env_id)
     given: dict[str, Any] = {}
     for name, value in settings.items():
         if name not in SETTING_NAMES:
@@ -141,18 +150,100 @@ class TrainPlan:
     memory_note: str | None  # for the start-up line when the training is large
 
 
-def plan(env_id: str = "CartPole-v1", backend: str = "jax", *, preset: str | None = None,
-         seed: int = 0, seeds: int = 1, device: str = "auto", **settings: Any) -> TrainPlan:
+@dataclass(frozen=True)
+class ConfigFile:
+    """What ``--config FILE`` gives: a run's ``config.json`` (every run of it: its seeds and
+    the settings it swept) or a pushed ``hyperparameters.json`` (the run that was pushed)."""
+
+    cfg: TrainConfig
+    backend: str
+    seed: int
+    seeds: int
+    sweeps: dict[str, list[float]]
+
+    @classmethod
+    def read(cls, path: str | Path) -> ConfigFile:
+        path = Path(path)
+        data = read_json(path)
+        try:
+            if isinstance(data, dict) and isinstance(data.get("train"), dict):  # config.json
+                cfg = TrainConfig.from_dict(data["train"])
+                runs = [RunSpec.from_dict(r) for r in data["runs"]]
+                seeds = list(dict.fromkeys(r.seed for r in runs))
+                values = {name: list(dict.fromkeys(dict(r.settings)[name] for r in runs))
+                          for name, _ in runs[0].settings}
+                sweeps = {name: v for name, v in values.items() if len(v) > 1}
+                backend = data["backend"]
+            elif isinstance(data, dict) and "trained_with" in data:  # hyperparameters.json
+                names = {f.name for f in fields(TrainConfig)}
+                cfg = TrainConfig.from_dict({k: v for k, v in data.items() if k in names})
+                seeds, sweeps, backend = [int(data["seed"])], {}, data["trained_with"]
+            else:
+                raise ConfigError("it is neither a run's config.json nor a pushed "
+                                  "hyperparameters.json")
+            if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
+                raise ConfigError(f"its seeds {seeds} do not follow one another")
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            why = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ConfigError(f"--config {path}: {why}") from None
+        return cls(cfg, str(backend), seeds[0], len(seeds), sweeps)
+
+
+def plan(env_id: str | None = None, backend: str | None = None, *, preset: str | None = None,
+         seed: int | None = None, seeds: int | None = None, config: str | Path | None = None,
+         device: str = "auto", **settings: Any) -> TrainPlan:
     """The backend, the config and its runs, the device and the memory the runs need, all
     checked (a one-line ``UsageError``, ``ConfigError`` or ``TooBigError``); nothing is
-    written."""
-    backend_ = backends.get(backend)
-    cfg, sweeps = make_config(env_id, preset, settings)
+    written. ``config``: a run's ``config.json`` or a pushed ``hyperparameters.json`` gives
+    the env, backend, seeds and settings that are not given here."""
+    base = None
+    if config is not None:
+        if preset is not None:
+            raise UsageError("--config gives every setting; drop --preset")
+        file = ConfigFile.read(config)
+        base = file.cfg
+        env_id = env_id if env_id is not None else file.cfg.env_id
+        backend = backend if backend is not None else file.backend
+        seed = seed if seed is not None else file.seed
+        seeds = seeds if seeds is not None else file.seeds
+        given = {SETTING_NAMES.get(name, name) for name in settings}
+        settings = {**{k: v for k, v in file.sweeps.items() if k not in given}, **settings}
+    backend_ = backends.get(backend if backend is not None else "jax")
+    cfg, sweeps = make_config(env_id if env_id is not None else "CartPole-v1", preset,
+                              settings, base)
+    seed = seed if seed is not None else 0
+    seeds = seeds if seeds is not None else 1
     backend_.check_device(device)
     n_runs = seeds * math.prod(len(values) for values in sweeps.values())
     note = backend_.memory(cfg, n_runs, device).check()  # before listing the runs
     cfg, runs = grid(cfg, list(range(seed, seed + seeds)), sweeps)
     return TrainPlan(backend_, cfg, runs, note)
+
+
+def command_line(env_id: str | None = None, backend: str | None = None, *,
+                 preset: str | None = None, seed: int | None = None, seeds: int | None = None,
+                 config: str | Path | None = None, **settings: Any) -> str:
+    """The ``reinforce train`` command of these arguments of :func:`train` (what a run folder
+    records, and its Hub card shows)."""
+    by_field = {f.name: f for f in fields(TrainConfig)}
+    order = list(by_field)  # the settings in TrainConfig's order, however they were given
+    settings = dict(sorted(settings.items(),
+                           key=lambda item: order.index(SETTING_NAMES.get(item[0], item[0]))))
+    words = ["reinforce", "train"]
+    for flag, value in (("--config", config), ("--env", env_id), ("--backend", backend),
+                        ("--preset", preset), ("--seed", seed), ("--seeds", seeds)):
+        if value is not None:
+            words += [flag, str(value)]
+    for name, value in settings.items():
+        flag = flag_of(by_field[SETTING_NAMES.get(name, name)])
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            words += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v)
+                                     for v in value)]
+        else:
+            words += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return shlex.join(words)
 
 
 @dataclass(frozen=True)
@@ -169,27 +260,32 @@ class Options:
 # --- the API ---------------------------------------------------------------------------------
 
 
-def train(env_id: str = "CartPole-v1", backend: str = "jax", *, preset: str | None = None,
-          seed: int = 0, seeds: int = 1, out: str | Path | None = None, device: str = "auto",
-          progress: bool = True, checkpoint_every: float = DEFAULT_CHECKPOINT_SECONDS,
-          stop_after: int | None = None, echo: Callable[[str], None] = print,
-          **settings: Any) -> Run:
-    """Train ``seeds`` runs (seeds ``seed``, ``seed + 1``, ...) of REINFORCE on ``env_id`` with
-    ``backend``, evaluate them and write the run folder ``out`` (default
-    ``runs/<env>-<backend>-<time>``); the finished :class:`Run`.
+def train(env_id: str | None = None, backend: str | None = None, *,
+          preset: str | None = None, seed: int | None = None, seeds: int | None = None,
+          config: str | Path | None = None, out: str | Path | None = None,
+          device: str = "auto", progress: bool = True,
+          checkpoint_every: float = DEFAULT_CHECKPOINT_SECONDS, stop_after: int | None = None,
+          echo: Callable[[str], None] = print, **settings: Any) -> Run:
+    """Train ``seeds`` runs (seeds ``seed``, ``seed + 1``, ...; default 1 run of seed 0) of
+    REINFORCE on ``env_id`` (default CartPole-v1) with ``backend`` (default jax), evaluate them
+    and write the run folder ``out`` (default ``runs/<env>-<backend>-<time>``); the finished
+    :class:`Run`.
 
     ``preset`` (default ``fast``) gives every setting; ``settings`` override it, by
     TrainConfig field or command-line name (``lr=0.01``, ``episodes=500``, ``hidden=(64,
     128)``); a list for ``lr``, ``gamma``, ``value_coef``, ``entropy_coef`` or
-    ``max_grad_norm`` trains every combination. ``stop_after`` stops (with a checkpoint) after
-    that many updates: continue with :func:`resume`. ``echo`` prints the start-up line.
+    ``max_grad_norm`` trains every combination. ``config``, a run's ``config.json`` or a
+    pushed ``hyperparameters.json``, takes the preset's place and also gives the env, backend
+    and seeds not given. ``stop_after`` stops (with a checkpoint) after that many updates:
+    continue with :func:`resume`. ``echo`` prints the start-up line.
     """
     use_host_cores()  # before JAX's first array (nothing changes once JAX has started)
     use_compile_cache()
-    the_plan = plan(env_id, backend, preset=preset, seed=seed, seeds=seeds, device=device,
-                    **settings)
+    what = dict(env_id=env_id, backend=backend, preset=preset, seed=seed, seeds=seeds,
+                config=config, **settings)
+    the_plan = plan(device=device, **what)
     options = Options(device, progress, checkpoint_every, stop_after, echo)
-    return Run(start(the_plan, out, options))
+    return Run(start(the_plan, out, options, command_line(**what)))
 
 
 def resume(run_dir: str | Path, *, device: str = "auto", progress: bool = True,
@@ -207,14 +303,16 @@ def resume(run_dir: str | Path, *, device: str = "auto", progress: bool = True,
     return Run(run_dir)
 
 
-def load(run_dir: str | Path) -> Run:
-    """The run in a run folder (finished or not)."""
-    return Run(run_dir)
+def load(source: str | Path, device: str = "auto") -> Run:
+    """The run in a run folder (finished or not), or the agent in a pushed folder or a Hub
+    repo (``USER/NAME``: downloaded, see ``reinforce.app.agents``)."""
+    return Run(source, device)
 
 
 class Run:
     """A run folder: what one training wrote (``reinforce.app.runs``), and what can be done
-    with it.
+    with it; or an agent pushed to the Hub (a pushed folder or a repo id), which has no
+    metrics or results of its own but plays, evaluates and records the same way.
 
     ``results``, ``scores``, ``best`` and ``metrics`` read the folder's ``eval.json`` and
     ``metrics.csv`` (one entry, or one row, per run: every seed and setting trained);
@@ -222,12 +320,14 @@ class Run:
     ``evaluate``, ``record`` and ``push`` work as the commands of the same names.
     """
 
-    def __init__(self, path: str | Path):
-        self.folder = RunFolder.load(path)
+    def __init__(self, source: str | Path, device: str = "auto"):
+        agent = open_agent(source, device)
+        self.folder, self.source = agent.folder, agent.source
         self.path = self.folder.path
+        self._default_replay = agent.default_replay()
 
     def __repr__(self) -> str:
-        return f"Run({str(self.path)!r})"
+        return f"Run({self.source!r})"
 
     @property
     def env_id(self) -> str:
@@ -250,7 +350,8 @@ class Run:
         self.folder.check_finished()
         file = self.path / "eval.json"
         if not file.is_file():
-            raise CheckpointError(f"run {self.path} has no eval.json: it did not finish")
+            raise CheckpointError(f"{self.source} has no eval.json (a finished run's "
+                                  "evaluation)")
         data = read_json(file)
         if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
             raise CheckpointError(f"{file} is not a run's evaluation")
@@ -285,18 +386,21 @@ class Run:
 
     @cached_property
     def metrics(self) -> dict[str, np.ndarray]:
-        """Per run and update (``[runs, updates]``): the metrics of ``reinforce.backend.Metrics``,
-        ``episodes`` (played so far) and ``wall_seconds``, read from ``metrics.csv``."""
+        """Per run and update (``[runs, updates]``): every column of ``metrics.csv`` after
+        ``update``: ``episodes``, the metrics of ``reinforce.backend.Metrics``,
+        ``learning_rate``, ``steps_per_second``, ``wall_seconds``."""
         file = self.path / "metrics.csv"
         try:
-            rows = list(csv.DictReader(io.StringIO(file.read_text())))
-            names = ["episodes", *METRIC_NAMES, "wall_seconds"]
-            values = np.asarray([[float(row[n]) for n in names] for row in rows], np.float64)
+            reader = csv.reader(io.StringIO(file.read_text()))
+            header = next(reader)
+            first = header.index("update") + 1
+            names = header[first:]
+            values = np.asarray([[float(v) for v in row[first:]] for row in reader], np.float64)
+            values = values.reshape(len(self.runs), -1, len(names))
         except OSError as exc:
             raise CheckpointError(f"cannot read {file}: {exc.strerror}") from None
-        except (KeyError, TypeError, ValueError) as exc:
+        except (StopIteration, TypeError, ValueError) as exc:
             raise CheckpointError(f"{file} is not a run's metrics ({exc})") from None
-        values = values.reshape(len(self.runs), -1, len(names))
         return {name: values[:, :, i] for i, name in enumerate(names)}
 
     def policy(self, run: int | None = None):
@@ -333,10 +437,12 @@ class Run:
     def record(self, out: str | Path | None = None, *, fps: int = DEFAULT_FPS,
                seed: int = DEFAULT_SEED, max_frames: int | None = None,
                device: str = "auto") -> Replay:
-        """A replay video of the best policy (default ``RUN_DIR/replay.mp4``)."""
+        """A replay video of the best policy (default ``RUN_DIR/replay.mp4``; for a Hub
+        repo, ``NAME-replay.mp4`` here)."""
         backends.get("torch").check_device(device)  # the replay plays the export format
-        return record_run(self.path, out, fps=fps, seed=seed, max_frames=max_frames,
-                          device=device)
+        self.folder.check_finished()
+        return record_folder(self.folder, out if out is not None else self._default_replay,
+                             fps=fps, seed=seed, max_frames=max_frames, device=device)
 
     def push(self, repo_id: str | None = None, *, local_dir: str | Path | None = None,
              episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED,
@@ -372,16 +478,19 @@ def prepare_out(path: str | Path | None, cfg: TrainConfig, backend: str) -> Path
     return path
 
 
-def new_folder(the_plan: TrainPlan, path: Path) -> RunFolder:
+def new_folder(the_plan: TrainPlan, path: Path, command: str | None = None) -> RunFolder:
     """The run folder of a planned training at ``path``; its config is not written yet."""
     return RunFolder(path, the_plan.cfg, the_plan.backend.name, the_plan.runs,
-                     architecture(the_plan.cfg))
+                     architecture(the_plan.cfg), command)
 
 
-def start(the_plan: TrainPlan, out: str | Path | None, options: Options) -> Path:
-    """Create the run folder of ``the_plan`` (at ``out``), train and write the results; the
-    folder. A start refused before the first update removes the folder again."""
-    folder = new_folder(the_plan, prepare_out(out, the_plan.cfg, the_plan.backend.name))
+def start(the_plan: TrainPlan, out: str | Path | None, options: Options,
+          command: str | None = None) -> Path:
+    """Create the run folder of ``the_plan`` (at ``out``; ``command``: the one that trains
+    it), train and write the results; the folder. A start refused before the first update
+    removes the folder again."""
+    folder = new_folder(the_plan, prepare_out(out, the_plan.cfg, the_plan.backend.name),
+                        command)
     try:
         folder.write_config()
         run_training(folder, None, options, the_plan.memory_note)
@@ -465,6 +574,8 @@ def run_training(folder: RunFolder, checkpoint: TrainingCheckpoint | None, optio
                                      every_seconds=options.checkpoint_every,
                                      stop_after=options.stop_after)
     start_at = session.last_saved or 0
+    devices = backend.describe_devices(options.device, len(specs))
+    machine = f"{describe_host()}; {backend.name} on {devices}"
     if checkpoint is None:
         if cfg.segment_steps:
             budget = (f"{cfg.n_updates} updates of {cfg.batch_episodes} env(s) x "
@@ -474,8 +585,7 @@ def run_training(folder: RunFolder, checkpoint: TrainingCheckpoint | None, optio
                       f"{cfg.batch_episodes} episode(s) each")
         memory = f"; memory: {memory_note}" if memory_note else ""
         options.echo(f"training {len(specs)} run(s) of REINFORCE on {cfg.env_id} with "
-                     f"{backend.name} on {backend.describe_devices(options.device, len(specs))} "
-                     f"({budget}{memory}) -> {out}")
+                     f"{backend.name} on {devices} ({budget}{memory}) -> {out}")
     else:
         options.echo(f"resuming {len(specs)} run(s) of REINFORCE on {cfg.env_id} with "
                      f"{backend.name} in {out} at "
@@ -497,9 +607,10 @@ def run_training(folder: RunFolder, checkpoint: TrainingCheckpoint | None, optio
         wall_seconds = session.wall_seconds()
         results = [summarize(r) for r in result.eval_returns]
         best = folder.write_eval([r.to_dict() for r in results], wall_seconds,
-                                 cfg.n_evaluation_episodes)
+                                 cfg.n_evaluation_episodes, machine=machine)
         folder.write_weights(result.weights, best)
         folder.write_metrics(result.metrics, result.wall)
+        folder.write_logs(result.metrics, result.wall)
         folder.plot(result.metrics)
         session.finished()
     except (TrainingStopped, TrainingError):
@@ -510,6 +621,17 @@ def run_training(folder: RunFolder, checkpoint: TrainingCheckpoint | None, optio
         raise one_line(exc, session) from None
     finally:
         bar.close()
+
+
+def describe_host() -> str:
+    """This machine in a few words: its CPU model and number of cores."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores"
 
 
 def _progress_bar():

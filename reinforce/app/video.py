@@ -182,12 +182,19 @@ def record_run(run_dir: str | Path, out: str | Path | None = None, *, fps: int =
                seed: int = 0, max_frames: int | None = None, device: str = "auto") -> Replay:
     """The replay of a run's best policy (computed on torch's ``device``); ``out`` defaults to
     ``RUN_DIR/replay.mp4``."""
+    folder = RunFolder.load_finished(run_dir)
+    return record_folder(folder, out if out is not None else folder.path / "replay.mp4", fps=fps,
+                         seed=seed, max_frames=max_frames, device=device)
+
+
+def record_folder(folder: RunFolder, out: str | Path, *, fps: int = DEFAULT_FPS, seed: int = 0,
+                  max_frames: int | None = None, device: str = "auto") -> Replay:
+    """The replay of the best policy of ``folder`` (a run folder, or a pushed agent's) into
+    ``out``."""
     from reinforce_torch.devices import torch_device
 
-    folder = RunFolder.load_finished(run_dir)
-    out = Path(out) if out is not None else folder.path / "replay.mp4"
     if max_frames is None:
         max_frames = default_max_frames(folder)
-    return record_policy(folder.policy().to(torch_device(device)), folder.cfg.env_id, out,
+    return record_policy(folder.policy().to(torch_device(device)), folder.cfg.env_id, Path(out),
                          fps=fps, seed=seed, max_frames=max_frames, obs=folder.cfg.obs,
                          frame_stack=folder.cfg.frame_stack)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reinforce.app.runs import TIMING_COLUMNS
 from reinforce.checkpoint import load_arrays
 from reinforce.config import COMPILE_CACHE_ENV, compile_cache_dir
 from reinforce_jax.devices import use_compile_cache
@@ -74,8 +75,9 @@ def test_a_second_process_loads_the_programs_and_trains_the_same_weights(tmp_pat
 
 
 def _without_wall(path: Path) -> list[list[str]]:
+    """metrics.csv without its timing columns."""
     rows = [line.split(",") for line in path.read_text().splitlines()]
-    keep = [i for i, name in enumerate(rows[0]) if name != "wall_seconds"]
+    keep = [i for i, name in enumerate(rows[0]) if name not in TIMING_COLUMNS]
     return [[row[i] for i in keep] for row in rows]
 
 

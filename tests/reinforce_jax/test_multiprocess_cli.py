@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+from reinforce.app.runs import TIMING_COLUMNS
+
 ARGS = ["train", "--env", "CartPole-v1", "--seeds", "3", "--episodes", "64", "--batch-episodes",
         "4", "--eval-episodes", "8", "--quiet"]
 
@@ -30,7 +32,8 @@ def _env() -> dict[str, str]:
 def _metrics(folder) -> dict[str, np.ndarray]:
     with open(folder / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k != "wall_seconds"}
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]
+            if k not in TIMING_COLUMNS}
 
 
 def _two_processes(out, extra=([], [])) -> tuple[list, list[tuple[str, str]]]:
