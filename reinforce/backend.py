@@ -23,6 +23,7 @@ once, for both:
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -80,20 +81,32 @@ class TrainingError(RuntimeError):
 
 
 class TrainingStopped(Exception):
-    """Training stopped early with a checkpoint saved (Ctrl-C, or a stop after N updates)."""
+    """Training stopped early with a checkpoint saved: by a signal (``signum``: Ctrl-C's
+    SIGINT, a scheduler's SIGTERM, a closed terminal's SIGHUP) or as asked (a stop after N
+    updates)."""
 
-    def __init__(self, message: str, by_signal: bool):
+    def __init__(self, message: str, by_signal: bool, signum: int = signal.SIGINT):
         super().__init__(message)
-        self.by_signal = by_signal
+        self.by_signal, self.signum = by_signal, int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        """What the command line exits with: 128 + the signal's number (Ctrl-C: 130, SIGTERM:
+        143), 0 for a stop that was asked for."""
+        return 128 + self.signum if self.by_signal else 0
 
 
 class StopFlag:
-    """Set by a signal handler (or a test); read by the training loop between updates."""
+    """Set by a signal handler (or a test); read by the training loop between updates.
+    ``signum`` is the signal that set it (SIGINT when set by hand)."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self.signum: int = signal.SIGINT
 
-    def set(self) -> None:
+    def set(self, signum: int = signal.SIGINT) -> None:
+        if not self._event.is_set():
+            self.signum = int(signum)
         self._event.set()
 
     def is_set(self) -> bool:
@@ -152,7 +165,8 @@ class Supervisor:
     def stopped(self, label: str) -> TrainingStopped:
         """The exception to raise once the checkpoint of a stop is saved."""
         how = "interrupted" if self.stop_flag.is_set() else "stopped"
-        return TrainingStopped(f"{how} at {label}; no checkpoint", self.stop_flag.is_set())
+        return TrainingStopped(f"{how} at {label}; no checkpoint", self.stop_flag.is_set(),
+                               self.stop_flag.signum)
 
     def non_finite(self, what: str, label: str, run: int) -> TrainingError:
         """The error for a non-finite value in run ``run``."""

@@ -21,7 +21,7 @@ import pytest
 
 from reinforce.app.cli import main
 from reinforce.app.runs import TIMING_COLUMNS
-from reinforce.app.session import Session, stop_on_sigint
+from reinforce.app.session import Session, stop_on_signals
 from reinforce.backend import StopFlag, TrainingError, TrainingStopped
 from reinforce.checkpoint import CHECKPOINT_DIR, load_arrays, load_checkpoint
 from reinforce.config import RunSpec, preset
@@ -157,7 +157,7 @@ def test_first_ctrl_c_sets_the_flag_and_a_second_one_would_end_the_process():
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers can only be installed from the main thread")
     before = signal.getsignal(signal.SIGINT)
-    with stop_on_sigint() as flag:
+    with stop_on_signals() as flag:
         assert not flag.is_set()
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.01)  # the handler runs between bytecodes

@@ -43,6 +43,7 @@ class Agent:
     folder: RunFolder
     source: str  # as given: a folder or a repo id
     repo_id: str | None  # set when it came from the Hub
+    is_run: bool = False  # a run folder (not a pushed folder or a repo)
 
     def default_replay(self) -> Path:
         """Where ``record`` writes by default: ``replay.mp4`` in a folder; ``NAME-replay.mp4``
@@ -59,11 +60,11 @@ def open_agent(source: str | Path, device: str = "auto") -> Agent:
     path = Path(source)
     if path.is_dir():
         if (path / "config.json").is_file() and not (path / "hyperparameters.json").is_file():
-            return Agent(RunFolder.load(path), str(source), None)
+            return Agent(RunFolder.load(path), str(source), None, is_run=True)
         return Agent(pushed_folder(path, str(path), device), str(source), None)
     if (path.exists() or not _REPO_ID.match(str(source)) or str(source).startswith(".")
             or path.parent.is_dir()):  # a folder here that lacks this run: not a repo id
-        return Agent(RunFolder.load(path), str(source), None)  # its own clear error
+        return Agent(RunFolder.load(path), str(source), None, is_run=True)  # its own error
     repo_id = check_repo_id(str(source))
     return Agent(_download(repo_id, device), str(source), repo_id)
 

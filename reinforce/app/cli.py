@@ -16,6 +16,7 @@ from typing import Any
 
 from reinforce.app import backends, training
 from reinforce.app.hub import DEFAULT_EPISODES, DEFAULT_SEED, HubError, push
+from reinforce.app.lock import FolderInUse
 from reinforce.app.session import DEFAULT_CHECKPOINT_SECONDS
 from reinforce.app.training import UsageError
 from reinforce.app.video import DEFAULT_FPS, VideoError
@@ -123,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                        help="continue the interrupted run in RUN_DIR from its checkpoint, with "
                             "the settings in its config.json (give no other settings)")
+    train.add_argument("--resume-if-stopped", action="store_true",
+                       help="with --out DIR: continue the run in DIR if it is this training, "
+                            "stopped (finished: nothing to do; other settings: refused); "
+                            "start it if DIR is new. One command for a job that may be "
+                            "preempted and started again")
     train.add_argument("--checkpoint-every", type=_seconds, default=DEFAULT_CHECKPOINT_SECONDS,
                        metavar="SECONDS",
                        help="save a checkpoint at most every SECONDS, between chunks of "
@@ -237,8 +243,9 @@ def _join_processes(args: argparse.Namespace) -> int:
     if not 0 <= args.process_id < args.num_processes:
         raise UsageError(f"--process-id must be in 0..{args.num_processes - 1}, "
                          f"got {args.process_id}")
-    if args.resume is not None:
-        raise UsageError("--resume continues a run in one process; drop --coordinator (the "
+    if args.resume is not None or args.resume_if_stopped:
+        flag = "--resume" if args.resume is not None else "--resume-if-stopped"
+        raise UsageError(f"{flag} continues a run in one process; drop --coordinator (the "
                          "results do not depend on the number of devices)")
     if not backends.get(args.backend or "jax").multi_process:
         able = " or ".join(f"--backend {name}" for name in backends.BACKENDS
@@ -264,6 +271,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     use_host_cores()
     use_compile_cache()
     process = _join_processes(args)
+    if args.resume is not None and args.resume_if_stopped:
+        raise UsageError("--resume continues RUN_DIR; --resume-if-stopped continues --out: "
+                         "give one")
     options = dict(device=args.device, progress=not args.quiet,
                    checkpoint_every=args.checkpoint_every, stop_after=args.stop_after,
                    echo=training._stderr)
@@ -280,7 +290,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         _print_summary(training.resume(args.resume, **options))
         return 0
     kwargs = _plan_kwargs(args)
-    _print_summary(training.train(out=args.out, **{**kwargs, **options}))
+    _print_summary(training.train(out=args.out, resume_if_stopped=args.resume_if_stopped,
+                                  **{**kwargs, **options}))
     return 0
 
 
@@ -322,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
-    except (UsageError, ConfigError, UnknownEnvError, CheckpointError) as exc:
+    except (UsageError, ConfigError, UnknownEnvError, CheckpointError, FolderInUse) as exc:
         print(f"reinforce: error: {exc}", file=sys.stderr)
         return 2
     except (TrainingError, DiskFullError) as exc:  # the input was fine: non-finite, disk full
@@ -331,9 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     except (HubError, VideoError) as exc:  # push/record: 2 for the input, 1 for Hub/network
         print(f"reinforce: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except TrainingStopped as exc:  # checkpoint saved: Ctrl-C (130) or --stop-after (0)
+    except TrainingStopped as exc:  # checkpoint saved: a signal (128 + its number), or asked
         print(f"reinforce: {exc}", file=sys.stderr)
-        return 130 if exc.by_signal else 0
+        return exc.exit_code
     except KeyboardInterrupt:
         print("reinforce: interrupted", file=sys.stderr)
         return 130

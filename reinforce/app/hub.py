@@ -35,6 +35,7 @@ from pathlib import Path
 
 from reinforce.app.backends import BACKENDS
 from reinforce.app.evaluation import evaluate_run
+from reinforce.app.lock import run_folder_lock
 from reinforce.app.runs import LOGS_DIR, RunFolder
 from reinforce.app.video import DEFAULT_FPS, VideoError, default_max_frames, record_policy
 from reinforce.checkpoint import CheckpointError, disk_full, make_writable_dir, read_json
@@ -394,31 +395,32 @@ def push(run_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Pa
         check_repo_id(repo_id)
     token = None if dry_run else find_token()
     folder = RunFolder.load_finished(run_dir)
-    backend = backend or folder.backend
-    if backend not in BACKENDS:
-        raise HubError(f"unknown backend {backend!r}; choose jax or torch", exit_code=2)
-    folder.load_weights()  # a corrupt weights file fails here, before anything is written
-    out = check_out_dir(Path(local_dir) if dry_run else folder.path / HUB_DIR)
+    with run_folder_lock(folder.path, f"reinforce push {folder.path}"):  # one writer
+        backend = backend or folder.backend
+        if backend not in BACKENDS:
+            raise HubError(f"unknown backend {backend!r}; choose jax or torch", exit_code=2)
+        folder.load_weights()  # a corrupt weights file fails here, before anything is written
+        out = check_out_dir(Path(local_dir) if dry_run else folder.path / HUB_DIR)
 
-    result = evaluate_run(folder, backend, n_episodes, seed, device)
-    echo(f"{folder.cfg.env_id} ({backend}, {folder.path}): "
-         f"{certification_line(folder.cfg.env_id, result)}")
-    evaluation = Evaluation(result, backend, seed,
-                            datetime.now(UTC).isoformat(timespec="seconds"))
-    try:
-        build_folder(folder, out, evaluation, repo_id or PLACEHOLDER_REPO_ID, fps=fps,
-                     max_frames=max_frames, device=device)
-    except (OSError, VideoError) as exc:
-        why = disk_full(exc, out) if isinstance(exc, OSError) else exc
-        raise HubError(f"could not build the Hub folder ({why}); what was written is kept at "
-                       f"{out}") from None
-    if dry_run:
-        built = [name for name in (*HUB_FILES, *HUB_EXTRAS) if (out / name).exists()]
-        echo(f"dry run: built {out} ({', '.join(built)}); nothing uploaded")
+        result = evaluate_run(folder, backend, n_episodes, seed, device)
+        echo(f"{folder.cfg.env_id} ({backend}, {folder.path}): "
+             f"{certification_line(folder.cfg.env_id, result)}")
+        evaluation = Evaluation(result, backend, seed,
+                                datetime.now(UTC).isoformat(timespec="seconds"))
+        try:
+            build_folder(folder, out, evaluation, repo_id or PLACEHOLDER_REPO_ID, fps=fps,
+                         max_frames=max_frames, device=device)
+        except (OSError, VideoError) as exc:
+            why = disk_full(exc, out) if isinstance(exc, OSError) else exc
+            raise HubError(f"could not build the Hub folder ({why}); what was written is kept "
+                           f"at {out}") from None
+        if dry_run:
+            built = [name for name in (*HUB_FILES, *HUB_EXTRAS) if (out / name).exists()]
+            echo(f"dry run: built {out} ({', '.join(built)}); nothing uploaded")
+            return out
+        if token is None:
+            raise no_token_error(out, repo_id)
+        echo(f"built {out}; uploading to {repo_id}")
+        url = upload(out, repo_id, token, private=private)
+        echo(f"uploaded to {repo_id}: {url}")
         return out
-    if token is None:
-        raise no_token_error(out, repo_id)
-    echo(f"built {out}; uploading to {repo_id}")
-    url = upload(out, repo_id, token, private=private)
-    echo(f"uploaded to {repo_id}: {url}")
-    return out

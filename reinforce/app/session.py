@@ -3,8 +3,9 @@
 A :class:`Session` goes into a backend's ``train_many``. The training loop
 
 * asks :meth:`Session.should_stop` between compiled chunks of updates (JAX: a compiled call
-  cannot be interrupted) or between updates (torch); when it says yes, the loop saves a
-  checkpoint and raises :class:`TrainingStopped`;
+  cannot be interrupted) or between updates (torch); when it says yes (Ctrl-C, SIGTERM or
+  SIGHUP: :func:`stop_on_signals`; ``--stop-after``), the loop saves a checkpoint and raises
+  :class:`TrainingStopped`;
 * saves a checkpoint at the start, whenever :meth:`Session.due` (at most every
   ``every_seconds``, at chunk boundaries), at a stop and at the end of training;
 * checks the loss, the gradients (or the optimizer moments built from them) and the weights,
@@ -45,15 +46,24 @@ from reinforce.config import RunSpec, TrainConfig
 DEFAULT_CHECKPOINT_SECONDS = 60.0
 
 
-@contextmanager
-def stop_on_sigint(flag: StopFlag | None = None) -> Iterator[StopFlag]:
-    """While inside, the first Ctrl-C sets ``flag``; a second one ends the process at once.
+#: The signals that stop a training gracefully, and how a message names each.
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
-    The second Ctrl-C gets the operating system's default action (the shell reports exit code
-    130): a Python handler would only run once a compiled JAX call returns, minutes later for
-    big chunks. Files are only ever replaced by a rename, so none is left half-written; the
-    last checkpoint stands. The previous handler is restored on exit. Outside the main thread
-    (where no signal handler can be installed) the flag is only set by hand.
+
+@contextmanager
+def stop_on_signals(flag: StopFlag | None = None) -> Iterator[StopFlag]:
+    """While inside, the first Ctrl-C (SIGINT), SIGTERM or SIGHUP sets ``flag``: training stops
+    after the updates in progress, saves a checkpoint and raises ``TrainingStopped`` (exit
+    128 + the signal's number: 130, 143, 129). A second one of the same signal ends the process
+    at once.
+
+    A scheduler (Slurm, Kubernetes, systemd, Colab) sends SIGTERM and waits a grace period
+    before it kills: the period must cover the longest chunk of updates. The second signal gets
+    the operating system's default action: a Python handler would only run once a compiled JAX
+    call returns, minutes later for big chunks. Files are only ever replaced by a rename, so
+    none is left half-written; the last checkpoint stands. The previous handlers are restored
+    on exit. Outside the main thread (where no signal handler can be installed) the flag is
+    only set by hand.
     """
     flag = flag or StopFlag()
     if threading.current_thread() is not threading.main_thread():
@@ -61,17 +71,21 @@ def stop_on_sigint(flag: StopFlag | None = None) -> Iterator[StopFlag]:
         return
 
     def handler(signum, frame):
-        flag.set()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        flag.set(signum)
+        signal.signal(signum, signal.SIG_DFL)
+        name = STOP_SIGNALS.get(signum, str(signum))
+        again = "Ctrl-C again" if signum == signal.SIGINT else f"another {name}"
         with suppress(OSError):  # a raw write: safe even while the main thread prints
-            os.write(2, b"\nreinforce: stopping after the updates in progress to save a "
-                        b"checkpoint (Ctrl-C again to quit at once, keeping the last one)\n")
+            os.write(2, f"\nreinforce: {name}: stopping after the updates in progress to save "
+                        f"a checkpoint ({again} to quit at once, keeping the last one)\n"
+                     .encode())
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 def run_identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +154,10 @@ class Session(Supervisor):
             update_progress(self.directory,
                             status="interrupted" if self.stop_flag.is_set() else "stopped")
         if self.stop_flag.is_set():
-            return TrainingStopped(f"interrupted at {label}; {where}{how}", by_signal=True)
+            signum = self.stop_flag.signum
+            by = "" if signum == signal.SIGINT else f" by {STOP_SIGNALS.get(signum, signum)}"
+            return TrainingStopped(f"interrupted{by} at {label}; {where}{how}", by_signal=True,
+                                   signum=signum)
         return TrainingStopped(f"stopped at {label} as asked; {where}{how}", by_signal=False)
 
     def non_finite(self, what: str, label: str, run: int) -> TrainingError:
@@ -176,6 +193,14 @@ def _with_defaults(identity: dict[str, Any]) -> dict[str, Any]:
     return {**identity, "train": complete}
 
 
+def identity_diff(identity: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """The fields in which two identities (:func:`run_identity`) differ: ``runs``,
+    ``train.lr``, ..."""
+    diff = [k for k in identity if other.get(k) != identity[k] and k != "train"]
+    train, other_train = identity.get("train") or {}, other.get("train") or {}
+    return diff + [f"train.{k}" for k in train if other_train.get(k) != train[k]]
+
+
 def check_resumable(checkpoint: TrainingCheckpoint, identity: dict[str, Any],
                     source: Path | str) -> None:
     """Refuse a checkpoint of another backend, or one whose run config.json was changed."""
@@ -190,10 +215,7 @@ def check_resumable(checkpoint: TrainingCheckpoint, identity: dict[str, Any],
     if isinstance(saved, dict):
         saved = _with_defaults(saved)
     if not isinstance(saved, dict) or saved != identity:
-        saved = saved if isinstance(saved, dict) else {}
-        diff = [k for k in identity if saved.get(k) != identity[k] and k != "train"]
-        train, saved_train = identity.get("train") or {}, saved.get("train") or {}
-        diff += [f"train.{k}" for k in train if saved_train.get(k) != train[k]]
+        diff = identity_diff(identity, saved if isinstance(saved, dict) else {})
         raise CheckpointError(
             f"config.json no longer matches the checkpoint in {source} "
             f"({', '.join(diff) or 'config'} differ); restore config.json or train a new run"

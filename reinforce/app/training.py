@@ -39,13 +39,15 @@ from reinforce.app.agents import open_agent
 from reinforce.app.evaluation import evaluate_run
 from reinforce.app.hub import DEFAULT_EPISODES, DEFAULT_SEED
 from reinforce.app.hub import push as push_run
+from reinforce.app.lock import WRITER_NAME, run_folder_lock
 from reinforce.app.runs import RunFolder, new_run_path
 from reinforce.app.session import (
     DEFAULT_CHECKPOINT_SECONDS,
     Session,
     check_resumable,
+    identity_diff,
     run_identity,
-    stop_on_sigint,
+    stop_on_signals,
 )
 from reinforce.app.video import DEFAULT_FPS, Replay, record_folder
 from reinforce.architecture import architecture
@@ -265,7 +267,8 @@ def train(env_id: str | None = None, backend: str | None = None, *,
           config: str | Path | None = None, out: str | Path | None = None,
           device: str = "auto", progress: bool = True,
           checkpoint_every: float = DEFAULT_CHECKPOINT_SECONDS, stop_after: int | None = None,
-          echo: Callable[[str], None] = print, **settings: Any) -> Run:
+          resume_if_stopped: bool = False, echo: Callable[[str], None] = print,
+          **settings: Any) -> Run:
     """Train ``seeds`` runs (seeds ``seed``, ``seed + 1``, ...; default 1 run of seed 0) of
     REINFORCE on ``env_id`` (default CartPole-v1) with ``backend`` (default jax), evaluate them
     and write the run folder ``out`` (default ``runs/<env>-<backend>-<time>``); the finished
@@ -277,7 +280,9 @@ def train(env_id: str | None = None, backend: str | None = None, *,
     ``max_grad_norm`` trains every combination. ``config``, a run's ``config.json`` or a
     pushed ``hyperparameters.json``, takes the preset's place and also gives the env, backend
     and seeds not given. ``stop_after`` stops (with a checkpoint) after that many updates:
-    continue with :func:`resume`. ``echo`` prints the start-up line.
+    continue with :func:`resume`. ``resume_if_stopped``: if ``out`` holds this very training,
+    stopped, continue it (finished: nothing to do); with other settings, refuse; else start it.
+    ``echo`` prints the start-up line.
     """
     use_host_cores()  # before JAX's first array (nothing changes once JAX has started)
     use_compile_cache()
@@ -285,7 +290,25 @@ def train(env_id: str | None = None, backend: str | None = None, *,
                 config=config, **settings)
     the_plan = plan(device=device, **what)
     options = Options(device, progress, checkpoint_every, stop_after, echo)
+    if resume_if_stopped:
+        if out is None:
+            raise UsageError("--resume-if-stopped needs --out DIR: the run to continue or start")
+        if (Path(out) / "config.json").is_file():
+            check_same_training(the_plan, Path(out))
+            return resume(out, device=device, progress=progress,
+                          checkpoint_every=checkpoint_every, stop_after=stop_after, echo=echo)
     return Run(start(the_plan, out, options, command_line(**what)))
+
+
+def check_same_training(the_plan: TrainPlan, path: Path) -> None:
+    """Refuse (one line) to continue the run in ``path`` unless it is ``the_plan``'s training:
+    the same env, backend, architecture, runs and settings."""
+    planned = run_identity(new_folder(the_plan, path).config_dict())
+    there = run_identity(RunFolder.load(path).config_dict())
+    if planned != there:
+        raise UsageError(f"{path} holds a training with other settings "
+                         f"({', '.join(identity_diff(planned, there))} differ); give the "
+                         "settings it was started with, or another --out")
 
 
 def resume(run_dir: str | Path, *, device: str = "auto", progress: bool = True,
@@ -296,10 +319,12 @@ def resume(run_dir: str | Path, *, device: str = "auto", progress: bool = True,
     use_host_cores()
     use_compile_cache()
     options = Options(device, progress, checkpoint_every, stop_after, echo)
-    opened = open_resume(Path(run_dir), device, echo)
-    if opened is not None:
-        folder, checkpoint, note = opened
-        run_training(folder, checkpoint, options, note)
+    RunFolder.load(run_dir)  # a missing or corrupt folder: its own error, before the lock
+    with run_folder_lock(run_dir, f"reinforce train --resume {run_dir}"):
+        opened = open_resume(Path(run_dir), device, echo)
+        if opened is not None:
+            folder, checkpoint, note = opened
+            run_training(folder, checkpoint, options, note)
     return Run(run_dir)
 
 
@@ -325,6 +350,7 @@ class Run:
         self.folder, self.source = agent.folder, agent.source
         self.path = self.folder.path
         self._default_replay = agent.default_replay()
+        self._is_run = agent.is_run
 
     def __repr__(self) -> str:
         return f"Run({self.source!r})"
@@ -441,8 +467,13 @@ class Run:
         repo, ``NAME-replay.mp4`` here)."""
         backends.get("torch").check_device(device)  # the replay plays the export format
         self.folder.check_finished()
-        return record_folder(self.folder, out if out is not None else self._default_replay,
-                             fps=fps, seed=seed, max_frames=max_frames, device=device)
+        out = Path(out) if out is not None else self._default_replay
+        # Writing into a run folder (its replay.mp4): one writer at a time.
+        lock = (run_folder_lock(self.path, f"reinforce record {self.source}")
+                if self._is_run else contextlib.nullcontext())
+        with lock:
+            return record_folder(self.folder, out, fps=fps, seed=seed, max_frames=max_frames,
+                                 device=device)
 
     def push(self, repo_id: str | None = None, *, local_dir: str | Path | None = None,
              episodes: int = DEFAULT_EPISODES, seed: int = DEFAULT_SEED,
@@ -468,14 +499,23 @@ class NotStarted(Exception):
 def prepare_out(path: str | Path | None, cfg: TrainConfig, backend: str) -> Path:
     """The new run folder (default ``runs/<env>-<backend>-<time>``), created empty."""
     path = Path(path) if path is not None else new_run_path(Path("runs"), cfg.env_id, backend)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise UsageError(f"output folder {path} already exists and is not empty; "
-                         "choose another --out")
+    if path.exists() and (not path.is_dir() or _holds_files(path)):
+        raise _not_empty(path)
     try:
         make_writable_dir(path)
     except OSError as exc:
         raise UsageError(f"cannot write to output folder {path}: {exc.strerror}") from None
     return path
+
+
+def _holds_files(path: Path) -> bool:
+    """Whether a folder holds anything but a lock file (which a refused start may leave)."""
+    return any(p.name != WRITER_NAME for p in path.iterdir())
+
+
+def _not_empty(path: Path) -> UsageError:
+    return UsageError(f"output folder {path} already exists and is not empty; choose another "
+                      "--out (or add --resume-if-stopped to continue the run in it)")
 
 
 def new_folder(the_plan: TrainPlan, path: Path, command: str | None = None) -> RunFolder:
@@ -489,21 +529,26 @@ def start(the_plan: TrainPlan, out: str | Path | None, options: Options,
     """Create the run folder of ``the_plan`` (at ``out``; ``command``: the one that trains
     it), train and write the results; the folder. A start refused before the first update
     removes the folder again."""
-    folder = new_folder(the_plan, prepare_out(out, the_plan.cfg, the_plan.backend.name),
-                        command)
-    try:
-        folder.write_config()
-        run_training(folder, None, options, the_plan.memory_note)
-    except NotStarted as exc:  # nothing was trained: the refused start leaves nothing behind
-        shutil.rmtree(folder.path, ignore_errors=True)
-        raise exc.__cause__ from None
-    except OSError as exc:  # the config could not be written
-        shutil.rmtree(folder.path, ignore_errors=True)
-        error = disk_full(exc, folder.path / "config.json")
-        if isinstance(error, DiskFullError):
-            raise error from None
-        raise UsageError(f"cannot write to output folder {folder.path}: {exc.strerror}"
-                         ) from None
+    path = prepare_out(out, the_plan.cfg, the_plan.backend.name)
+    # One writer: of two trainings started into one new folder, one gets the lock; the other
+    # is refused here, or finds the folder no longer empty once it has the lock.
+    with run_folder_lock(path, command):
+        if _holds_files(path):
+            raise _not_empty(path)
+        folder = new_folder(the_plan, path, command)
+        try:
+            folder.write_config()
+            run_training(folder, None, options, the_plan.memory_note)
+        except NotStarted as exc:  # nothing was trained: a refused start leaves nothing behind
+            shutil.rmtree(folder.path, ignore_errors=True)
+            raise exc.__cause__ from None
+        except OSError as exc:  # the config could not be written
+            shutil.rmtree(folder.path, ignore_errors=True)
+            error = disk_full(exc, folder.path / "config.json")
+            if isinstance(error, DiskFullError):
+                raise error from None
+            raise UsageError(f"cannot write to output folder {folder.path}: {exc.strerror}"
+                             ) from None
     return folder.path
 
 
@@ -522,7 +567,8 @@ def train_other_process(the_plan: TrainPlan, process: int, n_processes: int,
             run_training(folder, None, quiet)
     except TrainingStopped as exc:  # all processes stop together; process 0 has the checkpoint
         raise TrainingStopped(f"process {process}: stopped with the other processes; process "
-                              "0 saved the checkpoint", by_signal=exc.by_signal) from None
+                              "0 saved the checkpoint", by_signal=exc.by_signal,
+                              signum=exc.signum) from None
     except TrainingError as exc:  # the same in every process; process 0 reports it in full
         raise TrainingError(f"process {process}: {str(exc).split(';')[0]}") from None
     finally:
@@ -601,7 +647,7 @@ def run_training(folder: RunFolder, checkpoint: TrainingCheckpoint | None, optio
         bar.set_postfix_str(f"avg return {recent:.1f}")
 
     try:
-        with stop_on_sigint(session.stop_flag):
+        with stop_on_signals(session.stop_flag):
             result = backend.train_many(cfg, specs, supervisor=session,
                                         on_progress=on_progress, device=options.device)
         wall_seconds = session.wall_seconds()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -36,9 +38,10 @@ def _metrics(folder) -> dict[str, np.ndarray]:
             if k not in TIMING_COLUMNS}
 
 
-def _two_processes(out, extra=([], [])) -> tuple[list, list[tuple[str, str]]]:
+def _two_processes(out, extra=([], []), started=None) -> tuple[list, list[tuple[str, str]]]:
     """``reinforce train`` with ARGS in processes 0 and 1 joined on this machine (``extra[i]``
-    added to process i's options); the processes and their (stdout, stderr)."""
+    added to process i's options; ``started(procs)`` called once both run); the processes and
+    their (stdout, stderr)."""
     port = _free_port()
     procs = [
         subprocess.Popen([sys.executable, "-m", "reinforce", *ARGS, "--out", str(out),
@@ -49,6 +52,8 @@ def _two_processes(out, extra=([], [])) -> tuple[list, list[tuple[str, str]]]:
     ]
     outs = []
     try:
+        if started is not None:
+            started(procs)
         for p in procs:
             outs.append(p.communicate(timeout=300))
     finally:
@@ -104,3 +109,26 @@ def test_a_stop_in_one_process_stops_all_with_process_0_checkpoint(tmp_path):
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(json.loads((out / "eval.json").read_text())["runs"]) == 3
+
+
+def test_sigterm_to_every_process_stops_them_after_one_chunk_with_a_checkpoint(tmp_path):
+    """A scheduler cancelling the job sends SIGTERM to every process: they stop after the same
+    chunk, process 0 saves the checkpoint, each exits 143."""
+    out = tmp_path / "run"
+
+    def terminate(procs):
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint" / "progress.json").exists():  # before the first chunk
+            assert all(p.poll() is None for p in procs) and time.monotonic() < deadline
+            time.sleep(0.05)
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+
+    procs, outs = _two_processes(out, started=terminate)
+    (_, err0), (_, err1) = outs
+    assert [p.returncode for p in procs] == [143, 143], (err0[-2000:], err1[-2000:])
+    assert "interrupted by SIGTERM at update 10/16" in err0
+    assert err1.strip().splitlines()[-1].startswith("reinforce: process 1: stopped with the "
+                                                    "other processes")
+    progress = json.loads((out / "checkpoint" / "progress.json").read_text())
+    assert (progress["status"], progress["total_updates_done"]) == ("interrupted", 10)
