@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -139,19 +140,20 @@ class RunFolder:
     def write_logs(self, metrics: Metrics, wall: np.ndarray) -> None:
         """TensorBoard logs in ``logs/``, one folder per run (``seed-0_lr-0.07``), one point per
         update: the numbers of ``metrics.csv``."""
-        from tensorboardX import SummaryWriter
-
+        FileWriter, Summary = _tensorboardx()
         curves = self.curves(metrics, wall)
         # Each point's time: the end of its update, counted back from now (training just ended).
         start = time.time() - float(curves["wall_seconds"].max(initial=0.0))
         for i, spec in enumerate(self.runs):
-            writer = SummaryWriter(str(self.path / LOGS_DIR / spec.label("-", "_")),
-                                   flush_secs=3600)
+            writer = FileWriter(str(self.path / LOGS_DIR / spec.label("-", "_")),
+                                flush_secs=3600)
             try:
-                for u in range(curves["wall_seconds"].shape[1]):
-                    for name, tag in LOG_TAGS.items():
-                        writer.add_scalar(tag, float(curves[name][i][u]), u + 1,
-                                          walltime=start + curves["wall_seconds"][i][u])
+                series = {tag: curves[name][i].tolist() for name, tag in LOG_TAGS.items()}
+                ends = curves["wall_seconds"][i].tolist()
+                for u, end in enumerate(ends):  # one event per update, every series in it
+                    summary = Summary(value=[Summary.Value(tag=tag, simple_value=values[u])
+                                             for tag, values in series.items()])
+                    writer.add_summary(summary, u + 1, walltime=start + end)
             finally:
                 writer.close()
 
@@ -290,6 +292,22 @@ class RunFolder:
         if not eval_file.is_file():
             return 0
         return int(read_json(eval_file).get("best", 0))
+
+
+def _tensorboardx() -> tuple[Any, Any]:
+    """tensorboardX's ``FileWriter`` and ``Summary``, imported without torch where torch is not
+    loaded yet: tensorboardX imports torch if it can, for torch tensors it is never given here
+    (a second, 0.9 s here, of a JAX run that otherwise never loads torch)."""
+    block = "torch" not in sys.modules
+    if block:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # "import torch" fails
+    try:
+        from tensorboardX import FileWriter
+        from tensorboardX.proto.summary_pb2 import Summary
+    finally:
+        if block:
+            del sys.modules["torch"]
+    return FileWriter, Summary
 
 
 def steps_per_second(env_steps: np.ndarray, wall: np.ndarray) -> np.ndarray:
