@@ -37,6 +37,7 @@ from benchmarks.variants import (
     VARIANTS,
     variant_config,
 )
+from reinforce.app.training import cpu_model
 from reinforce.config import CERTIFICATION, COMPILE_CACHE_ENV, ConfigError
 from reinforce.envs import ENV_IDS
 
@@ -252,16 +253,6 @@ def worker_main(spec_path: Path) -> int:
 # --- the machine and the files -------------------------------------------------------------
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
@@ -275,7 +266,7 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "versions": {p: _version(p) for p in ("jax", "jaxlib", "torch", "flax", "optax",
                                                "gymnasium", "numpy")},
         "load_avg_start": list(os.getloadavg()),

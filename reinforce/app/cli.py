@@ -305,9 +305,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    backend = backends.get(args.backend) if args.backend is not None else None
-    if backend is not None:
-        backend.check_device(args.device)
     push(args.run_dir, repo_id=args.repo_id, local_dir=args.local_dir, n_episodes=args.episodes,
          seed=args.seed, backend=args.backend, fps=args.fps, max_frames=args.max_frames,
          private=args.private, device=args.device)

@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reinforce.app.backends import BACKENDS
+from reinforce.app.backends import get as get_backend
 from reinforce.app.evaluation import evaluate_run
 from reinforce.app.lock import run_folder_lock
 from reinforce.app.runs import LOGS_DIR, RunFolder
@@ -387,6 +388,8 @@ def push(run_dir: str | Path, *, repo_id: str | None = None, local_dir: str | Pa
     before the evaluation. Without a token the folder is still built (nothing trained or
     evaluated is lost) and the error names it. Returns the folder.
     """
+    if backend is not None:  # first, as the command line checks its options
+        get_backend(backend).check_device(device)
     dry_run = local_dir is not None
     if repo_id is None and not dry_run:
         raise HubError("push needs --repo-id USER/NAME (or --local-dir DIR for a dry run)",

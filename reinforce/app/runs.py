@@ -119,10 +119,8 @@ class RunFolder:
                 "steps_per_second": steps_per_second(np.asarray(metrics.env_steps), wall),
                 "wall_seconds": wall}
 
-    def write_metrics(self, metrics: Metrics, wall: np.ndarray) -> None:
-        """``metrics.csv``, one row per run and update (``metrics`` and ``wall``:
-        ``[runs, updates]``, a backend's ``TrainResult``)."""
-        curves = self.curves(metrics, wall)
+    def write_metrics(self, curves: dict[str, np.ndarray]) -> None:
+        """``metrics.csv``, one row per run and update, from :meth:`curves`."""
         buf = io.StringIO()
         writer = csv.writer(buf)
         settings = [name for name, _ in self.runs[0].settings]
@@ -137,11 +135,10 @@ class RunFolder:
                 writer.writerow(row)
         atomic_write_text(self.path / "metrics.csv", buf.getvalue())
 
-    def write_logs(self, metrics: Metrics, wall: np.ndarray) -> None:
+    def write_logs(self, curves: dict[str, np.ndarray]) -> None:
         """TensorBoard logs in ``logs/``, one folder per run (``seed-0_lr-0.07``), one point per
-        update: the numbers of ``metrics.csv``."""
+        update, from :meth:`curves`: the numbers of ``metrics.csv``."""
         FileWriter, Summary = _tensorboardx()
-        curves = self.curves(metrics, wall)
         # Each point's time: the end of its update, counted back from now (training just ended).
         start = time.time() - float(curves["wall_seconds"].max(initial=0.0))
         for i, spec in enumerate(self.runs):

@@ -482,8 +482,6 @@ class Run:
              echo: Callable[[str], None] = print) -> Path:
         """Evaluate, build the Hub folder and upload it to ``repo_id`` (``local_dir``: a dry
         run that only builds the folder there); the folder."""
-        if backend is not None:
-            backends.get(backend).check_device(device)
         return push_run(self.path, repo_id=repo_id, local_dir=local_dir, n_episodes=episodes,
                         seed=seed, backend=backend, fps=fps, max_frames=max_frames,
                         private=private, echo=echo, device=device)
@@ -655,8 +653,9 @@ def run_training(folder: RunFolder, checkpoint: TrainingCheckpoint | None, optio
         best = folder.write_eval([r.to_dict() for r in results], wall_seconds,
                                  cfg.n_evaluation_episodes, machine=machine)
         folder.write_weights(result.weights, best)
-        folder.write_metrics(result.metrics, result.wall)
-        folder.write_logs(result.metrics, result.wall)
+        curves = folder.curves(result.metrics, result.wall)
+        folder.write_metrics(curves)
+        folder.write_logs(curves)
         folder.plot(result.metrics)
         session.finished()
     except (TrainingStopped, TrainingError):
@@ -669,15 +668,18 @@ def run_training(folder: RunFolder, checkpoint: TrainingCheckpoint | None, optio
         bar.close()
 
 
-def describe_host() -> str:
-    """This machine in a few words: its CPU model and number of cores."""
-    model = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo, else what ``platform`` knows)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{model}, {os.cpu_count()} cores"
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def describe_host() -> str:
+    """This machine in a few words: its CPU model and number of cores."""
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def _progress_bar():

@@ -178,15 +178,6 @@ def default_max_frames(folder: RunFolder) -> int:
     return horizon(params, folder.cfg.max_t) + 1
 
 
-def record_run(run_dir: str | Path, out: str | Path | None = None, *, fps: int = DEFAULT_FPS,
-               seed: int = 0, max_frames: int | None = None, device: str = "auto") -> Replay:
-    """The replay of a run's best policy (computed on torch's ``device``); ``out`` defaults to
-    ``RUN_DIR/replay.mp4``."""
-    folder = RunFolder.load_finished(run_dir)
-    return record_folder(folder, out if out is not None else folder.path / "replay.mp4", fps=fps,
-                         seed=seed, max_frames=max_frames, device=device)
-
-
 def record_folder(folder: RunFolder, out: str | Path, *, fps: int = DEFAULT_FPS, seed: int = 0,
                   max_frames: int | None = None, device: str = "auto") -> Replay:
     """The replay of the best policy of ``folder`` (a run folder, or a pushed agent's) into
