@@ -142,7 +142,10 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resumes(tmp_path, capsys):
     assert f"resume with: reinforce train --resume {run}" in last
     progress = _progress(run)
     assert progress["status"] == "interrupted"
-    assert 0 < progress["total_updates_done"] < 60
+    # Stopped at the end of the chunk the signal found running; on a busy machine the signal
+    # can come before the first chunk starts (right after the first checkpoint): update 0.
+    assert progress["total_updates_done"] in (0, 10)
+    assert f"at update {progress['total_updates_done']}/60;" in last
     assert not (run / "eval.json").exists()
     assert not list(run.rglob("*.tmp")), "a temporary file was left behind"
 

@@ -127,8 +127,11 @@ def test_sigterm_to_every_process_stops_them_after_one_chunk_with_a_checkpoint(t
     procs, outs = _two_processes(out, started=terminate)
     (_, err0), (_, err1) = outs
     assert [p.returncode for p in procs] == [143, 143], (err0[-2000:], err1[-2000:])
-    assert "interrupted by SIGTERM at update 10/16" in err0
+    progress = json.loads((out / "checkpoint" / "progress.json").read_text())
+    # After the chunk the signal found running (update 10); on a busy machine it can come
+    # before the first chunk starts, right after the first checkpoint (update 0).
+    done = progress["total_updates_done"]
+    assert done in (0, 10) and f"interrupted by SIGTERM at update {done}/16" in err0
     assert err1.strip().splitlines()[-1].startswith("reinforce: process 1: stopped with the "
                                                     "other processes")
-    progress = json.loads((out / "checkpoint" / "progress.json").read_text())
-    assert (progress["status"], progress["total_updates_done"]) == ("interrupted", 10)
+    assert progress["status"] == "interrupted"
