@@ -92,14 +92,10 @@ class _RunsInTurn:
             self._start_run()
             if current is not None:
                 self.trainer.load_state_arrays(current.state, "the checkpoint")
-                self.series = [Metrics(*(getattr(current.metrics, m)[u].item()
-                                         for m in METRIC_NAMES))
-                               for u in range(len(current.wall))]
+                self.series = _unstack(current.metrics)
                 self.times = [float(t) for t in current.wall]
         elif self.finished:  # all trained: the last run's metrics, for the progress bar
-            last = _series(self.finished[-1], self.r - 1)
-            self.series = [Metrics(*(getattr(last.metrics, m)[u].item() for m in METRIC_NAMES))
-                           for u in range(len(last.wall))]
+            self.series = _unstack(_series(self.finished[-1], self.r - 1).metrics)
         self.done = len(self.finished) * cfg.n_updates + len(self.times)
 
     def _start_run(self) -> None:
@@ -165,6 +161,12 @@ def _stack(series: list[Metrics]) -> Metrics:
     """Per-update metrics as one series per name."""
     return Metrics(*(np.asarray([getattr(m, name) for m in series]) if series else np.zeros(0)
                      for name in METRIC_NAMES))
+
+
+def _unstack(metrics: Metrics) -> list[Metrics]:
+    """One ``Metrics`` of numbers per update from one series per name (:func:`_stack`
+    undone)."""
+    return [Metrics(*(v.item() for v in values)) for values in zip(*metrics, strict=True)]
 
 
 def _series(arrays: dict[str, np.ndarray], r: int) -> RunSeries:
