@@ -23,10 +23,12 @@ import numpy as np
 
 from reinforce.checkpoint import CheckpointError
 from reinforce.config import ConfigError
-from reinforce.envs import make
+from reinforce.envs import spec
 
 #: The conv layers of the pixel policy: (out channels, kernel, stride).
 CNN = ((16, 8, 4), (32, 4, 2))
+#: The conv layer for an env's own small images (MinAtar's 10 x 10 x C): one 3x3 layer.
+SMALL_CNN = ((16, 3, 1),)
 
 
 @dataclass(frozen=True)
@@ -156,14 +158,17 @@ class Architecture:
 
 
 def architecture(cfg) -> Architecture:
-    """The network a ``TrainConfig`` trains: the CNN on frames for ``obs`` pixels; with
-    ``normalize_obs``, the env's observation range mapped to [-1, 1] first."""
-    env, _ = make(cfg.env_id, cfg.obs, cfg.frame_stack)
+    """The network a ``TrainConfig`` trains: the CNN on frames for ``obs`` pixels, a small CNN
+    on an env's own images; with ``normalize_obs``, the env's observation range mapped to
+    [-1, 1] first."""
+    env = spec(cfg.env_id, cfg.obs, cfg.frame_stack)
     offset, scale = (), ()
     if cfg.normalize_obs and cfg.obs == "features":
         if env.observation_range is None:
             raise ConfigError(f"{cfg.env_id} gives no observation range to normalize with")
         low, high = (np.asarray(x, np.float64) for x in env.observation_range)
         offset, scale = tuple((low + high) / 2), tuple((high - low) / 2)
-    return Architecture(env.observation_shape, env.num_actions, cfg.hidden_sizes,
-                        CNN if cfg.obs == "pixels" else (), offset, scale)
+    convs = (CNN if cfg.obs == "pixels" else SMALL_CNN if len(env.observation_shape) == 3
+             else ())
+    return Architecture(env.observation_shape, env.num_actions, cfg.hidden_sizes, convs,
+                        offset, scale)

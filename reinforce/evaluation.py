@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from reinforce.config import CERTIFICATION, TrainConfig
-from reinforce.envs.batched import BatchedEnv
+from reinforce.envs import batch
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,9 @@ def play_episodes(
     says, cut at ``cfg.max_t`` steps), actions sampled from the policy.
 
     ``probabilities`` maps observations ``[n, ...]`` to action probabilities ``[n, A]`` (any
-    backend). The episodes run side by side through :class:`~reinforce.envs.batched.BatchedEnv`.
+    backend). The episodes run side by side (:func:`reinforce.envs.batch`).
     """
-    env = BatchedEnv(cfg.env_id, n_episodes, seed, cfg.obs, cfg.frame_stack)
+    env = batch(cfg.env_id, n_episodes, seed, cfg.obs, cfg.frame_stack)
     max_t = cfg.max_t
     rng = np.random.default_rng(seed)
     obs = env.reset()

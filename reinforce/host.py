@@ -30,3 +30,21 @@ def on_host(tree: Any) -> Any:
     """``tree``'s arrays committed to the CPU device: a jitted function called with them runs
     there, and so do the calls that take its outputs."""
     return jax.device_put(tree, host_device())
+
+
+class HostKey:
+    """A holder of an RNG key that lives on the CPU device: a key assigned to ``key`` is moved
+    there, so the per-step calls that split it never touch an accelerator."""
+
+    def __init__(self, seed: int):
+        with host():
+            self.key = jax.random.key(seed)
+
+    @property
+    def key(self) -> jax.Array:
+        """The RNG key (on the CPU device; a key set here is moved there)."""
+        return self._key
+
+    @key.setter
+    def key(self, key: jax.Array) -> None:
+        self._key = on_host(key)

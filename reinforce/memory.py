@@ -23,7 +23,7 @@ import numpy as np
 from reinforce.architecture import architecture
 from reinforce.checkpoint import format_bytes
 from reinforce.config import ConfigError
-from reinforce.envs import Environment, make
+from reinforce.envs import Environment, make, source
 
 #: The share of a place's free memory a training may plan to use.
 HEADROOM = 0.8
@@ -76,9 +76,13 @@ def conv_outputs(conv: tuple[int, int, int], image: tuple[int, ...],
 def sizes(cfg, conv_values: Callable[..., int] = conv_outputs) -> Sizes:
     """The :class:`Sizes` of a ``TrainConfig``'s env, observation mode and network; a backend
     whose conv layers keep more than :func:`conv_outputs` passes its own ``conv_values``."""
-    env, params = make(cfg.env_id, cfg.obs, cfg.frame_stack)
     arch = architecture(cfg)
-    observation = arch.observation_size * np.dtype(env.observation_dtype).itemsize
+    if source(cfg.env_id) == "gymnasium":  # float32 vectors; its envs live in Python objects
+        observation, state = arch.observation_size * 4, 0
+    else:
+        env, params = make(cfg.env_id, cfg.obs, cfg.frame_stack)
+        observation = arch.observation_size * np.dtype(env.observation_dtype).itemsize
+        state = env_state_bytes(env, params)
     # each dense layer's output before and after its ReLU, each conv layer's values, and
     # frames once more as floats
     shapes = arch.conv_shapes()
@@ -89,7 +93,7 @@ def sizes(cfg, conv_values: Callable[..., int] = conv_outputs) -> Sizes:
     values += arch.observation_size if arch.convs else 0
     networks = 2 if cfg.baseline == "value" else 1  # the value network: the policy's shape
     return Sizes(observation, observation + 4 * WORD + 2, networks * values * WORD,
-                 networks * arch.params_count(), env_state_bytes(env, params))
+                 networks * arch.params_count(), state)
 
 
 def env_state_bytes(env: Environment, params) -> int:

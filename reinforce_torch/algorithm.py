@@ -209,7 +209,8 @@ class Trainer:
         self.seed = seed
         self.device = torch_device(device)
         self.generator = seed_everything(seed)
-        self.env = BatchedEnv(cfg.env_id, cfg.batch_episodes, seed, cfg.obs, cfg.frame_stack)
+        self.env = envs.batch(cfg.env_id, cfg.batch_episodes, seed, cfg.obs,
+                                cfg.frame_stack)
         self.horizon = envs.horizon(self.env.params, cfg.max_t)
         arch = architecture(cfg)
         self.policy = Policy.build(arch).to(self.device)

@@ -10,7 +10,7 @@ from reinforce.architecture import architecture
 from reinforce.backend import METRIC_NAMES, Supervisor, TrainResult
 from reinforce.checkpoint import TrainingCheckpoint
 from reinforce.config import RunSpec, TrainConfig
-from reinforce.envs import horizon, make
+from reinforce.envs import env_horizon
 from reinforce.evaluation import play_episodes
 from reinforce_torch import run
 from reinforce_torch.devices import free_bytes, torch_device
@@ -34,9 +34,8 @@ class TorchBackend:
         """One run at a time: the network, its gradients, Adam's moments and the update's
         activations on the device; the rollout, the envs and the evaluation on the host."""
         where = "host" if torch_device(device).type == "cpu" else str(torch_device(device))
-        _, params = make(cfg.env_id)
         size, B = memory.sizes(cfg), cfg.batch_episodes
-        steps = cfg.segment_steps or horizon(params, cfg.max_t)
+        steps = cfg.segment_steps or env_horizon(cfg.env_id, cfg.max_t)
         rollout, activations = memory.options(cfg)
         return memory.Estimate((
             memory.Part("parameters with gradients and Adam moments", where,

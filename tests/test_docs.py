@@ -97,11 +97,14 @@ def test_the_blocks_are_found():
 TINY = {"CartPole-v1": ["--episodes", "64", "--eval-episodes", "5"],
         "Pixelcopter-PLE-v0": ["--episodes", "16", "--batch-episodes", "8", "--segment-steps",
                                "256", "--lr-warmup", "0", "--eval-episodes", "5"]}
+#: ... for a gymnax or gymnasium env.
+TINY_OTHER = ["--episodes", "32", "--max-t", "50", "--eval-episodes", "5"]
 #: ... and to the commands that evaluate.
 FEWER_EPISODES = {"evaluate": ["--episodes", "5"], "push": ["--episodes", "5"]}
 #: Documented commands that a test here cannot run, and why.
 NOT_RUN = {"--coordinator host0:1234": "needs two hosts (tests/reinforce_jax/"
-                                       "test_multiprocess_cli.py runs two processes on one)"}
+                                       "test_multiprocess_cli.py runs two processes on one)",
+           "gymnasium:LunarLander-v3": "needs Box2D, which the dev extra does not install"}
 
 
 def _is_synopsis(line: str) -> bool:
@@ -159,7 +162,7 @@ def _tiny(command: str) -> list[str]:
     argv = shlex.split(command)[1:]
     if argv[0] == "train":
         env = argv[argv.index("--env") + 1] if "--env" in argv else "CartPole-v1"
-        argv += TINY[env] + ["--quiet"]
+        argv += TINY.get(env, TINY_OTHER) + ["--quiet"]
     return argv + FEWER_EPISODES.get(argv[0], [])
 
 

@@ -23,6 +23,18 @@ def get(name: str) -> Backend:
     return import_module(MODULES[name]).BACKEND
 
 
+def for_env(name: str | None, env_id: str) -> Backend:
+    """The backend ``name`` for ``env_id``, or the default one: jax, but torch for a gymnasium
+    env, which only torch plays (``ConfigError`` for jax)."""
+    from reinforce.envs.foreign import source, torch_only
+
+    if name is None:
+        name = "torch" if source(env_id) == "gymnasium" else "jax"
+    if name == "jax" and source(env_id) == "gymnasium":
+        raise ConfigError(torch_only(env_id))
+    return get(name)
+
+
 def total_updates(backend: Backend, cfg, n_runs: int) -> int:
     """Updates as the progress bar and ``--stop-after`` count them: all runs together when they
     train side by side, the sum over runs when they train one after the other."""

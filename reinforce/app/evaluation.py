@@ -11,6 +11,6 @@ def evaluate_run(folder: RunFolder, backend: str, n_episodes: int, seed: int,
                  device: str = "auto") -> EvalResult:
     """``n_episodes`` episodes of the run's best policy (stochastic, as trained), played by
     ``backend`` on ``device`` from ``seed``."""
-    returns = backends.get(backend).evaluate(folder.cfg, folder.load_weights(), n_episodes,
-                                             seed, device)
+    backend_ = backends.for_env(backend, folder.cfg.env_id)
+    returns = backend_.evaluate(folder.cfg, folder.load_weights(), n_episodes, seed, device)
     return summarize(returns)

@@ -41,6 +41,8 @@ from reinforce.app.runs import LOGS_DIR, RunFolder
 from reinforce.app.video import DEFAULT_FPS, VideoError, default_max_frames, record_policy
 from reinforce.checkpoint import CheckpointError, disk_full, make_writable_dir, read_json
 from reinforce.config import CERTIFICATION
+from reinforce.envs import draws, source
+from reinforce.envs.foreign import name_of
 from reinforce.evaluation import EvalResult, certification_line
 
 DEFAULT_EPISODES = 100
@@ -160,10 +162,46 @@ def metric_value(result: EvalResult) -> str:
 
 def gym_make_args(cfg) -> str:
     """The arguments of ``gymnasium.make`` that give what a policy of ``cfg`` sees."""
-    args = [f'"{cfg.env_id}"']
+    args = [f'"{name_of(cfg.env_id)}"']
     if cfg.obs != "features":
         args += [f'obs="{cfg.obs}"', f"frame_stack={cfg.frame_stack}"]
     return ", ".join(args)
+
+
+def play_code(cfg, repo_id: str) -> str:
+    """The card's Python that plays one episode of the policy: through gymnasium, or, for a
+    gymnax env (no gymnasium view), through our functional env."""
+    head = ("from reinforce_torch.policy import Policy\n\n"
+            f"policy = Policy.from_pretrained(\"{repo_id}\")\n")
+    if source(cfg.env_id) == "gymnax":
+        return ("import jax\nimport numpy as np\nfrom reinforce.envs import make\n" + head + f"""\
+env, params = make("{cfg.env_id}")  # gymnax's env behind reinforce's functional API
+key, reset_key = jax.random.split(jax.random.key(0))
+obs, state = env.reset(reset_key, params)
+episode_return, done = 0.0, False
+while not done:
+    key, step_key = jax.random.split(key)
+    action = policy.act(np.asarray(obs))
+    obs, state, reward, terminated, truncated, _ = env.step(step_key, state, action, params)
+    episode_return += float(reward)
+    done = bool(terminated or truncated)
+print("return:", episode_return)""")
+    if source(cfg.env_id) == "gymnasium":
+        make_env = (f"env = FlattenObservation(gymnasium.make({gym_make_args(cfg)}))  "
+                    f"# observations as a vector")
+        imports = "import gymnasium\nfrom gymnasium.wrappers import FlattenObservation\n"
+    else:
+        make_env = f"env = gymnasium.make({gym_make_args(cfg)})"
+        imports = ("import gymnasium\nimport reinforce  # registers Pixelcopter-PLE-v0 with "
+                   "gymnasium\n")
+    return imports + head + make_env + """
+obs, info = env.reset(seed=0)
+episode_return, done = 0.0, False
+while not done:
+    obs, reward, terminated, truncated, info = env.step(policy.act(obs))
+    episode_return += reward
+    done = terminated or truncated
+print("return:", episode_return)"""
 
 
 def model_card(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams: dict):
@@ -189,12 +227,15 @@ def model_card(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams:
 
 def card_body(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams: dict) -> str:
     env_id, r = folder.cfg.env_id, evaluation.result
-    make_args = gym_make_args(folder.cfg)
-    if folder.arch.convs:
+    if folder.cfg.obs == "pixels":
+        make_args = gym_make_args(folder.cfg)
         sees = (f"It sees what a player sees: the last {folder.cfg.frame_stack} frame(s) of the "
                 f"screen, {folder.arch.observation_shape[0]} x "
                 f"{folder.arch.observation_shape[1]} pixels in gray (`gymnasium.make({make_args})` "
                 "gives them), through a small CNN")
+    elif folder.arch.convs:
+        sees = (f"It sees the env's own {'x'.join(map(str, folder.arch.observation_shape))} "
+                "image, through a small CNN")
     else:
         sees = (f"It sees the env's {folder.arch.observation_size}-value observation vector, "
                 "through an MLP")
@@ -205,6 +246,8 @@ def card_body(folder: RunFolder, evaluation: Evaluation, repo_id: str, hparams: 
         verdict = (f" The course's certification asks for a score of at least {threshold:g}: "
                    f"{reached}.")
     rows = "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in hparams.items())
+    replay = ("`replay.mp4` shows one episode;" if draws(env_id) else
+              "there is no `replay.mp4`: gymnax envs draw no frames here;")
     baseline = ("a learned value baseline, trained beside it and not shared"
                 if folder.cfg.baseline == "value" else "no value function")
     return f"""
@@ -226,23 +269,11 @@ Evaluated on {r.n_episodes} episodes with sampled actions (seed {evaluation.seed
 With the `reinforce` package installed:
 
 ```python
-import gymnasium
-import reinforce  # registers Pixelcopter-PLE-v0 with gymnasium
-from reinforce_torch.policy import Policy
-
-policy = Policy.from_pretrained("{repo_id}")
-env = gymnasium.make({make_args})
-obs, info = env.reset(seed=0)
-episode_return, done = 0.0, False
-while not done:
-    obs, reward, terminated, truncated, info = env.step(policy.act(obs))
-    episode_return += reward
-    done = terminated or truncated
-print("return:", episode_return)
+{play_code(folder.cfg, repo_id)}
 ```
 
-`Policy.from_pretrained` reads `config.json` and `model.safetensors` (no pickle); `replay.mp4`
-shows one episode; `results.json` holds the evaluation and `hyperparameters.json` the training
+`Policy.from_pretrained` reads `config.json` and `model.safetensors` (no pickle); {replay}
+`results.json` holds the evaluation and `hyperparameters.json` the training
 settings. `reinforce evaluate {repo_id}` and `reinforce record {repo_id}` evaluate it and
 film it from the command line.
 
@@ -312,10 +343,11 @@ def build_folder(folder: RunFolder, out: Path, evaluation: Evaluation, repo_id: 
     (out / "results.json").write_text(json.dumps(results(env_id, evaluation), indent=2))
     model_card(folder, evaluation, repo_id, hparams).save(out / "README.md")
     copy_extras(folder, out)
-    record_policy(policy, env_id, out / "replay.mp4", fps=fps, seed=evaluation.seed,
-                  obs=folder.cfg.obs, frame_stack=folder.cfg.frame_stack,
-                  max_frames=max_frames if max_frames is not None
-                  else default_max_frames(folder))
+    if draws(env_id):
+        record_policy(policy, env_id, out / "replay.mp4", fps=fps, seed=evaluation.seed,
+                      obs=folder.cfg.obs, frame_stack=folder.cfg.frame_stack,
+                      max_frames=max_frames if max_frames is not None
+                      else default_max_frames(folder))
     return [out / name for name in (*HUB_FILES, *HUB_EXTRAS) if (out / name).exists()]
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -325,7 +326,8 @@ def steps_per_second(env_steps: np.ndarray, wall: np.ndarray) -> np.ndarray:
 
 def new_run_path(root: Path, env_id: str, backend: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{env_id}-{backend}-{stamp}"
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", env_id)  # gymnax:X, ns/Y: no ':' or '/' in a name
+    base = Path(root) / f"{name}-{backend}-{stamp}"
     path, n = base, 1
     while path.exists():
         n += 1

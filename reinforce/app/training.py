@@ -74,7 +74,7 @@ from reinforce.config import (
     grid,
     preset,
 )
-from reinforce.envs import ENV_IDS
+from reinforce.envs import UnknownEnvError, check_id
 from reinforce.evaluation import EvalResult, certification_line, summarize
 from reinforce.memory import TooBigError
 from reinforce_jax.devices import use_compile_cache, use_host_cores
@@ -102,8 +102,10 @@ def make_config(env_id: str, preset_name: str | None, settings: dict[str, Any],
     """The config (``base`` or else the preset, then every setting given, the first value of a
     list) and the settings given several values (``SWEEPABLE``: each run has its own), with
     their values."""
-    if env_id not in ENV_IDS:
-        raise UsageError(f"unknown env {env_id!r}; choose one of {', '.join(ENV_IDS)}")
+    try:
+        check_id(env_id)
+    except UnknownEnvError as exc:
+        raise UsageError(str(exc)) from None
     if base is not None:
         cfg = base.replace(env_id=env_id)
     else:
@@ -210,9 +212,9 @@ def plan(env_id: str | None = None, backend: str | None = None, *, preset: str |
         seeds = seeds if seeds is not None else file.seeds
         given = {SETTING_NAMES.get(name, name) for name in settings}
         settings = {**{k: v for k, v in file.sweeps.items() if k not in given}, **settings}
-    backend_ = backends.get(backend if backend is not None else "jax")
-    cfg, sweeps = make_config(env_id if env_id is not None else "CartPole-v1", preset,
-                              settings, base)
+    env_id = env_id if env_id is not None else "CartPole-v1"
+    cfg, sweeps = make_config(env_id, preset, settings, base)
+    backend_ = backends.for_env(backend, env_id)
     seed = seed if seed is not None else 0
     seeds = seeds if seeds is not None else 1
     backend_.check_device(device)
@@ -442,8 +444,8 @@ class Run:
         for i, (spec, res) in enumerate(zip(self.runs, results, strict=True)):
             mark = "  <- best" if len(results) > 1 and i == self.best else ""
             lines.append(f"{spec.label(' ')}: {certification_line(self.env_id, res)}{mark}")
-        if len(results) > 1:
-            threshold = CERTIFICATION[self.env_id]
+        threshold = CERTIFICATION.get(self.env_id)
+        if len(results) > 1 and threshold is not None:
             n_ok = sum(r.score >= threshold for r in results)
             lines.append(f"{n_ok}/{len(results)} runs reach the certification score "
                          f"{threshold:g}")
@@ -454,7 +456,7 @@ class Run:
                  backend: str | None = None, device: str = "auto") -> EvalResult:
         """``episodes`` episodes of the best policy, played by ``backend`` (default: the run's
         own) from ``seed``: what ``reinforce evaluate`` prints."""
-        backend_ = backends.get(backend or self.backend)
+        backend_ = backends.for_env(backend or self.backend, self.env_id)
         self.folder.check_finished()
         use_compile_cache()
         backend_.check_device(device)

@@ -27,7 +27,7 @@ import numpy as np
 
 from reinforce.app.runs import RunFolder
 from reinforce.checkpoint import disk_full
-from reinforce.envs import horizon, make
+from reinforce.envs import env_horizon
 
 DEFAULT_FPS = 30
 #: Frames are enlarged by an integer factor until their short side is at least this.
@@ -127,8 +127,12 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
     import gymnasium
     import torch
 
-    from reinforce.envs import gym_id
+    from reinforce.envs import draws, gym_id, source
+    from reinforce.envs.foreign import gymnasium_env
 
+    if not draws(env_id):
+        raise VideoError(f"{env_id} draws no frames (gymnax envs have no renderer here): there "
+                         f"is nothing to film", exit_code=2)
     if max_frames < 1:
         raise VideoError(f"max_frames must be at least 1, got {max_frames}", exit_code=2)
     out = Path(out)
@@ -146,10 +150,20 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
         def frame(observation):  # what the policy saw: its newest frame, gray
             return np.repeat(observation[..., -1:], 3, axis=-1)
     else:
-        env = gymnasium.make(gym_id(env_id), render_mode="rgb_array")
+        try:
+            env = (gymnasium_env(env_id, render_mode="rgb_array")
+                   if source(env_id) == "gymnasium"
+                   else gymnasium.make(gym_id(env_id), render_mode="rgb_array"))
+        except gymnasium.error.DependencyNotInstalled as exc:
+            raise VideoError(f"{env_id} cannot draw: {str(exc).splitlines()[0]}",
+                             exit_code=2) from None
 
         def frame(observation):
-            return env.render()
+            try:
+                return env.render()
+            except gymnasium.error.DependencyNotInstalled as exc:
+                raise VideoError(f"{env_id} cannot draw: {str(exc).splitlines()[0]}",
+                                 exit_code=2) from None
 
     generator = torch.Generator().manual_seed(int(seed))
     observation, _ = env.reset(seed=int(seed))
@@ -174,8 +188,7 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
 
 def default_max_frames(folder: RunFolder) -> int:
     """The run's horizon (``max_t``, or the env's own limit if shorter) + 1."""
-    _, params = make(folder.cfg.env_id)
-    return horizon(params, folder.cfg.max_t) + 1
+    return env_horizon(folder.cfg.env_id, folder.cfg.max_t) + 1
 
 
 def record_folder(folder: RunFolder, out: str | Path, *, fps: int = DEFAULT_FPS, seed: int = 0,

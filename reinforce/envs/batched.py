@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from reinforce import envs
-from reinforce.host import host, on_host
+from reinforce.host import HostKey
 
 
 @partial(jax.jit, static_argnums=(0, 2))
@@ -42,25 +42,15 @@ def _renew(env, key, state, obs, alive, params):
     return key, obs, state
 
 
-class BatchedEnv:
+class BatchedEnv(HostKey):
     """``n`` copies of one env stepped together; the caller tracks which episodes are over."""
 
     def __init__(self, env_id: str, n: int, seed: int, obs: str = "features",
                  frame_stack: int = 1):
         self.env, self.params = envs.make(env_id, obs, frame_stack)
         self.n = int(n)
-        with host():
-            self.key = jax.random.key(seed)
+        super().__init__(seed)
         self.state = None
-
-    @property
-    def key(self) -> jax.Array:
-        """The batch's RNG key (on the CPU device; a key set here is moved there)."""
-        return self._key
-
-    @key.setter
-    def key(self, key: jax.Array) -> None:
-        self._key = on_host(key)
 
     @property
     def observation_size(self) -> int:
