@@ -290,6 +290,18 @@ def free_stem(out_dir: Path, parts: list[str], when: datetime.datetime) -> Path:
     return stem
 
 
+def write_results(out_dir: Path, name: str, quick: bool, results: dict[str, Any],
+                  markdown: str) -> tuple[Path, Path]:
+    """Write ``results`` as ``<date>-<host>-<name>[-quick].json`` and its ``markdown`` as the
+    ``.md`` beside it (never over an earlier file); returns the two paths."""
+    stem = free_stem(out_dir, [name, *(["quick"] if quick else [])],
+                     datetime.datetime.fromisoformat(results["created"]))
+    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    md_path.write_text(markdown)
+    return json_path, md_path
+
+
 def add_ratios(results: dict[str, Any]) -> None:
     baseline = results["variants"].get(results["baseline"])
     for v in results["variants"].values():

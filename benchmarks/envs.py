@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.command import run_command, writable_out_dir
-from benchmarks.compare import DEFAULT_OUT, free_stem, machine_info
+from benchmarks.compare import DEFAULT_OUT, machine_info, write_results
 from benchmarks.report import markdown_head, markdown_table, text_table
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
 
@@ -285,13 +285,6 @@ def markdown(results: dict[str, Any]) -> str:
 # --- main ----------------------------------------------------------------------------------
 
 
-def write(results: dict[str, Any], stem: Path) -> tuple[Path, Path]:
-    json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-    json_path.write_text(json.dumps(results, indent=1) + "\n")
-    md_path.write_text(markdown(results))
-    return json_path, md_path
-
-
 def render_main(path: Path) -> int:
     try:
         results = json.loads(path.read_text())
@@ -315,9 +308,7 @@ def _main(argv: list[str]) -> int:
         return render_main(args.render)
     writable_out_dir(args.out_dir)
     results = measure(args, argv)
-    stem = free_stem(args.out_dir, ["envs", *(["quick"] if args.quick else [])],
-                     datetime.datetime.fromisoformat(results["created"]))
-    paths = write(results, stem)
+    paths = write_results(args.out_dir, "envs", args.quick, results, markdown(results))
     print(terminal(results))
     print(f"\nwrote {paths[0]}, {paths[1].name}")
     return 0

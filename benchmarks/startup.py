@@ -17,7 +17,6 @@ stderr and exit with code 2.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import re
 import shlex
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.command import run_command, writable_out_dir
-from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, free_stem, machine_info
+from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, machine_info, write_results
 from benchmarks.report import markdown_head, markdown_table, text_table
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
 
@@ -177,12 +176,9 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     writable_out_dir(args.out_dir)
     results = measure(args, argv)
-    stem = free_stem(args.out_dir, ["startup", *(["quick"] if args.quick else [])],
-                     datetime.datetime.fromisoformat(results["created"]))
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(markdown(results))
+    paths = write_results(args.out_dir, "startup", args.quick, results, markdown(results))
     print(terminal(results))
-    print(f"\nwrote {stem.with_suffix('.json')}, {stem.with_suffix('.md').name}")
+    print(f"\nwrote {paths[0]}, {paths[1].name}")
     return 0
 
 
