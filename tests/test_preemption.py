@@ -83,9 +83,8 @@ def _signal_mid_run(argv: list[str], run: Path, signum: int) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(("backend", "signum"), [("jax", signal.SIGTERM),
-                                                 ("torch", signal.SIGTERM),
                                                  ("torch", signal.SIGHUP)],
-                         ids=["jax-SIGTERM", "torch-SIGTERM", "torch-SIGHUP"])
+                         ids=["jax-SIGTERM", "torch-SIGHUP"])
 def test_a_signal_saves_a_checkpoint_and_the_run_resumes_to_the_uninterrupted_numbers(
         backend, signum, tmp_path):
     argv = ["train", *RUNS[backend], *COMMON]

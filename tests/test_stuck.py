@@ -3,7 +3,7 @@
 The state is what a collapsed seed looked like: every episode hits the ceiling within about 4
 frames (return -5), because the policy all but always climbs (its last layer's biases favour
 "up" by 5 logits: p(no-op) = 0.0067 per frame). Trained with the default preset's algorithm and
-batch (the value baseline, the entropy bonus, clipping), both backends leave it within 40
+batch (the value baseline, the entropy bonus, clipping), both backends leave it within 25
 updates (the test prints the episode lengths it saw).
 The entropy bonus pushes the policy back towards uncertainty, so the no-ops that last longer get
 sampled, and REINFORCE reinforces them. (A lead of 10 logits, p(no-op) = 4.5e-5, is still stuck
@@ -24,7 +24,7 @@ from reinforce_torch import algorithm as tt
 
 #: The logits' lead of "up" (action 0) over the no-op in the stuck policy.
 LEAD = 5.0
-N_UPDATES = 40
+N_UPDATES = 25
 
 
 def _config():
