@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from run_folders import error_line
+from run_folders import error_line, run_main
 
 from reinforce.app.cli import main
 from reinforce.config import preset
@@ -108,10 +108,9 @@ def test_bad_input_one_line_exit_2(tmp_path, argv, message):
     out = tmp_path / "untouched"
     if argv[0] == "train":
         argv = [*argv, "--out", str(out)]
-    proc = subprocess.run([sys.executable, "-m", "reinforce", *argv], capture_output=True,
-                          text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    line = error_line(proc.stderr)
+    code, _, err = run_main(argv)  # in this process; test_bad_input_in_a_real_process: a real one
+    assert code == 2, err
+    line = error_line(err)
     assert message in line, line
     assert not out.exists()
 
