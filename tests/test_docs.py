@@ -104,7 +104,9 @@ FEWER_EPISODES = {"evaluate": ["--episodes", "5"], "push": ["--episodes", "5"]}
 #: Documented commands that a test here cannot run, and why.
 NOT_RUN = {"--coordinator host0:1234": "needs two hosts (tests/reinforce_jax/"
                                        "test_multiprocess_cli.py runs two processes on one)",
-           "gymnasium:LunarLander-v3": "needs Box2D, which the dev extra does not install"}
+           "gymnasium:LunarLander-v3": "needs Box2D, which the dev extra does not install",
+           "gymnax:Breakout-MinAtar": "its CNN's compile costs 10 s here; tests/"
+                                      "test_foreign_envs.py trains it on both backends"}
 
 
 def _is_synopsis(line: str) -> bool:
