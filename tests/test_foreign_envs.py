@@ -80,6 +80,33 @@ def test_envs_that_cannot_be_trained_are_refused_in_one_line(tmp_path, argv, mes
     assert not out.exists()
 
 
+def test_a_gymnasium_env_whose_package_is_missing_is_refused_in_one_line(tmp_path,
+                                                                        monkeypatch):
+    """As LunarLander without Box2D: gymnasium's DependencyNotInstalled, named in one line."""
+    import gymnasium
+
+    from reinforce.envs.foreign import gymnasium_info
+
+    def make(name, **kwargs):
+        raise gymnasium.error.DependencyNotInstalled(
+            'Box2D is not installed, you can install it by run `pip install swig` followed by '
+            '`pip install "gymnasium[box2d]"`\nsecond line')
+
+    monkeypatch.setattr(gymnasium, "make", make)
+    gymnasium_info.cache_clear()
+    out = tmp_path / "run"
+    try:
+        code, _, err = run_main(["train", "--env", "gymnasium:LunarLander-v3", "--out", str(out)])
+    finally:
+        gymnasium_info.cache_clear()
+    assert code == 2
+    assert error_line(err) == ("reinforce: error: gymnasium:LunarLander-v3 needs a package that "
+                               "is not installed: Box2D is not installed, you can install it by "
+                               "run `pip install swig` followed by `pip install "
+                               "\"gymnasium[box2d]\"`")
+    assert not out.exists()
+
+
 def _play_code(card: str, folder) -> str:
     """The card's Python, reading the policy from ``folder`` instead of the Hub."""
     code = re.search(r"```python\n(.*?)```", card, re.S).group(1)
