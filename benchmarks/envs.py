@@ -34,7 +34,7 @@ import numpy as np
 
 from benchmarks.command import run_command, writable_out_dir
 from benchmarks.compare import DEFAULT_OUT, machine_info, write_results
-from benchmarks.report import markdown_head, markdown_table, text_table
+from benchmarks.report import machine_line, markdown_head, markdown_table, text_table
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
 
 PROG = "benchmarks.envs"
@@ -253,12 +253,9 @@ def vector_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _machine_line(results: dict[str, Any]) -> str:
-    m, s = results["machine"], results["settings"]
-    return (f"{m['hostname']}: {m['cpu_count']} CPUs ({m['cpu_model']}), Python {m['python']}, "
-            f"gymnasium {m['versions'].get('gymnasium')}, jax {m['versions'].get('jax')}, "
-            f"numpy {m['versions'].get('numpy')}; load average (1 min) "
-            f"{m['load_avg_start'][0]:.2f} at the start, {m['load_avg_end'][0]:.2f} at the end; "
-            f"median of {s['repeats']} x {s['seconds']:g} s per number")
+    s = results["settings"]
+    return machine_line(results, ("gymnasium", "jax", "numpy"),
+                        f"median of {s['repeats']} x {s['seconds']:g} s per number")
 
 
 def terminal(results: dict[str, Any]) -> str:

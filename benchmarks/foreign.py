@@ -29,9 +29,9 @@ import numpy as np
 
 from benchmarks.command import run_command, writable_out_dir
 from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, machine_info, write_results
-from benchmarks.report import markdown_head, markdown_table, text_table
+from benchmarks.report import machine_line, markdown_head, markdown_table, text_table
 from reinforce.app.cli import OneLineParser, UsageError
-from reinforce.config import preset
+from reinforce.config import COMPILE_CACHE_ENV, preset
 from reinforce.evaluation import play_episodes
 
 PROG = "benchmarks.foreign"
@@ -80,7 +80,7 @@ def train_once(row: dict[str, Any], scratch: Path) -> dict[str, Any]:
     """One cold ``reinforce train`` of the row: its process time and the seeds' returns."""
     out = Path(tempfile.mkdtemp(prefix="run-", dir=scratch)) / "run"
     args = ["--env", row["env"], *row["train"]]
-    env = {**os.environ, "REINFORCE_COMPILE_CACHE": "off"}
+    env = {**os.environ, COMPILE_CACHE_ENV: "off"}
     command = [sys.executable, "-m", "reinforce", "train", *args, "--out", str(out), "--quiet"]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
@@ -161,10 +161,7 @@ def table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _machine_line(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    return (f"{m['hostname']}: {m['cpu_count']} CPUs ({m['cpu_model']}), Python {m['python']}, "
-            f"jax {m['versions'].get('jax')}; load average (1 min) {m['load_avg_start'][0]:.2f} "
-            f"at the start, {m['load_avg_end'][0]:.2f} at the end; cold compilation cache")
+    return machine_line(results, ("jax",), "cold compilation cache")
 
 
 def markdown(results: dict[str, Any]) -> str:

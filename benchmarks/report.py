@@ -106,6 +106,16 @@ def readme_rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def machine_line(results: dict[str, Any], versions: tuple[str, ...], tail: str) -> str:
+    """The machine a results file was measured on, the given package versions, the load
+    average at the start and end, then ``tail`` (how the numbers were taken)."""
+    m = results["machine"]
+    packages = ", ".join(f"{p} {m['versions'].get(p)}" for p in versions)
+    return (f"{m['hostname']}: {m['cpu_count']} CPUs ({m['cpu_model']}), Python {m['python']}, "
+            f"{packages}; load average (1 min) {m['load_avg_start'][0]:.2f} at the start, "
+            f"{m['load_avg_end'][0]:.2f} at the end; {tail}")
+
+
 def markdown_head(title: str, results: dict[str, Any], machine_line: str) -> list[str]:
     """The first lines of a results ``.md``: the title with the date, the command (marked when
     it was a quick smoke run) and the machine."""

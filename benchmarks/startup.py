@@ -30,7 +30,7 @@ from typing import Any
 
 from benchmarks.command import run_command, writable_out_dir
 from benchmarks.compare import DEFAULT_OUT, REPO_ROOT, machine_info, write_results
-from benchmarks.report import markdown_head, markdown_table, text_table
+from benchmarks.report import machine_line, markdown_head, markdown_table, text_table
 from reinforce.app.cli import OneLineParser, UsageError, positive_int
 
 PROG = "benchmarks.startup"
@@ -145,10 +145,7 @@ def rows(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _machine_line(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    return (f"{m['hostname']}: {m['cpu_count']} CPUs ({m['cpu_model']}), Python {m['python']}, "
-            f"jax {m['versions'].get('jax')}; load average (1 min) {m['load_avg_start'][0]:.2f} "
-            f"at the start, {m['load_avg_end'][0]:.2f} at the end; cold compilation cache")
+    return machine_line(results, ("jax",), "cold compilation cache")
 
 
 def terminal(results: dict[str, Any]) -> str:

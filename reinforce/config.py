@@ -103,6 +103,14 @@ def _doc(text: str, *, flag: str | None = None, parse: Callable[[str], Any] | No
                            "metavar": metavar, "sweep": sweep}, **kwargs)
 
 
+def _check_env(env_id: str) -> None:
+    """:func:`reinforce.envs.check_id`, its refusal as a ``ConfigError``."""
+    try:
+        check_id(env_id)
+    except UnknownEnvError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a REINFORCE training run (one seed, one learning rate)."""
@@ -183,10 +191,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self._check_types()
-        try:
-            check_id(self.env_id)
-        except UnknownEnvError as exc:
-            raise ConfigError(str(exc)) from None
+        _check_env(self.env_id)
         if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
             raise ConfigError(f"hidden sizes must be positive integers, got {self.hidden_sizes}")
         if not (self.lr > 0) or self.lr == float("inf"):
@@ -467,10 +472,7 @@ FOREIGN_PRESETS: dict[str, dict[str, Any]] = {
 def preset(name: str, env_id: str) -> TrainConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    try:
-        check_id(env_id)
-    except UnknownEnvError as exc:
-        raise ConfigError(str(exc)) from None
+    _check_env(env_id)
     if name == DEFAULT_PRESET and env_id not in PRESETS[name] and source(env_id) != "ours":
         return FOREIGN_FAST.replace(env_id=env_id, **FOREIGN_PRESETS.get(env_id, {}))
     if env_id not in PRESETS[name]:

@@ -150,20 +150,14 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
         def frame(observation):  # what the policy saw: its newest frame, gray
             return np.repeat(observation[..., -1:], 3, axis=-1)
     else:
-        try:
+        with _drawing(env_id):
             env = (gymnasium_env(env_id, render_mode="rgb_array")
                    if source(env_id) == "gymnasium"
                    else gymnasium.make(gym_id(env_id), render_mode="rgb_array"))
-        except gymnasium.error.DependencyNotInstalled as exc:
-            raise VideoError(f"{env_id} cannot draw: {str(exc).splitlines()[0]}",
-                             exit_code=2) from None
 
         def frame(observation):
-            try:
+            with _drawing(env_id):
                 return env.render()
-            except gymnasium.error.DependencyNotInstalled as exc:
-                raise VideoError(f"{env_id} cannot draw: {str(exc).splitlines()[0]}",
-                                 exit_code=2) from None
 
     generator = torch.Generator().manual_seed(int(seed))
     observation, _ = env.reset(seed=int(seed))
@@ -184,6 +178,18 @@ def record_policy(policy, env_id: str, out: str | Path, *, fps: int = DEFAULT_FP
     except OSError as exc:  # the disk, or the ffmpeg process
         raise VideoError(f"could not write the video {out}: {disk_full(exc, out)}") from None
     return Replay(out, n_frames, steps, total, over)
+
+
+@contextmanager
+def _drawing(env_id: str) -> Iterator[None]:
+    """Turns gymnasium's DependencyNotInstalled (pygame, Box2D) into a one-line VideoError."""
+    import gymnasium
+
+    try:
+        yield
+    except gymnasium.error.DependencyNotInstalled as exc:
+        raise VideoError(f"{env_id} cannot draw: {str(exc).splitlines()[0]}",
+                         exit_code=2) from None
 
 
 def default_max_frames(folder: RunFolder) -> int:
